@@ -1,0 +1,55 @@
+"""labutils: the infrastructure shared by every lab of the RNN course.
+
+It never holds the answer to an exercise: data, vocabularies, batching, training loops,
+sampling, metrics, plots, widgets, self-checks and grading only.
+
+Data flows one way; a module imports only from those to its left::
+
+    runtime -> data -> text -> models / train -> sampling / metrics -> plots / widgets
+                         checks (generic helpers; one module per lab)
+                         notebooks, release, grading, bench, doctor (tooling)
+
+The NumPy-only parts (runtime, data, text, checks) are imported here; the PyTorch-based modules
+load on first use (``labutils.train``, ``labutils.models``, ...), so the NumPy labs start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .checks import assert_close, assert_gradient, assert_shape, numerical_gradient, rel_error
+from .data import load_text, train_val_split
+from .runtime import budget, budget_name, device, is_ci, seed_everything
+from .text import CharVocab, WordVocab, n_stream_batches, stream_batches, windows, words
+
+__version__ = "0.1.0"
+
+_LAZY = {"models", "train", "sampling", "metrics", "plots", "widgets", "checks", "data", "text", "runtime",
+         "notebooks", "grading", "release", "bench", "doctor", "imdb"}
+
+__all__ = [
+    "CharVocab",
+    "WordVocab",
+    "assert_close",
+    "assert_gradient",
+    "assert_shape",
+    "budget",
+    "budget_name",
+    "device",
+    "is_ci",
+    "load_text",
+    "n_stream_batches",
+    "numerical_gradient",
+    "rel_error",
+    "seed_everything",
+    "stream_batches",
+    "train_val_split",
+    "windows",
+    "words",
+]
+
+
+def __getattr__(name):  # PEP 562: ``labutils.train`` imports torch only when first used
+    if name in _LAZY:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'labutils' has no attribute {name!r}")

@@ -1,0 +1,54 @@
+"""Self-checks: generic helpers (``core``) and one module per lab (``lab01`` ... ``lab07``).
+
+In a notebook::
+
+    from labutils.checks import lab01
+    lab01.check_softmax(softmax)
+
+The grader finds the same checks by the nbgrader ``grade_id`` of the test cell that calls them,
+through ``get_check``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from .core import (
+    REGISTRY,
+    Check,
+    assert_close,
+    assert_finite,
+    assert_gradient,
+    assert_shape,
+    numerical_gradient,
+    rel_error,
+)
+
+__all__ = [
+    "Check",
+    "all_checks",
+    "assert_close",
+    "assert_finite",
+    "assert_gradient",
+    "assert_shape",
+    "get_check",
+    "numerical_gradient",
+    "rel_error",
+]
+
+
+def all_checks() -> dict[str, Check]:
+    """Import every lab's check module and return the registry ``{grade_id: Check}``."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("lab"):
+            importlib.import_module(f"{__name__}.{info.name}")
+    return dict(REGISTRY)
+
+
+def get_check(grade_id: str) -> Check:
+    """The ``Check`` a solution's test cell ``grade_id`` runs; ``KeyError`` naming it if none."""
+    checks = all_checks()
+    if grade_id not in checks:
+        raise KeyError(f"no self-check is registered under grade_id {grade_id!r}; known: {sorted(checks)}")
+    return checks[grade_id]

@@ -1,0 +1,189 @@
+"""Generic self-check helpers and the ``Check`` protocol every lab's checks follow.
+
+The helpers raise ``AssertionError`` whose message says *what* is wrong and *what to try*:
+
+>>> assert_shape("h_next", np.zeros((5, 231)), (231, 5))
+Traceback (most recent call last):
+AssertionError: h_next has shape (5, 231), expected (231, 5). ...
+
+A ``Check`` splits one self-check into three steps so that the grader can run the middle one
+in the student's kernel and the other two in its own, trusted process:
+
+1. ``make_inputs(rng)``  -> dict of NumPy arrays (drawn by whoever runs the check);
+2. ``probe(objects, inputs)`` -> dict of raw outputs: runs the *student's* code, nothing else;
+3. ``judge(inputs, outputs)`` -> compares against an independent oracle and raises
+   ``AssertionError`` with advice.
+
+In a notebook all three run in one go: ``lab01.check_softmax(softmax)``.  Outputs are plain
+arrays, numbers and strings, so they cross a process boundary as an ``.npz`` file with
+``allow_pickle=False``: nothing the student's code returns is ever executed by the grader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Arrays = dict[str, np.ndarray]
+
+#: Every ``Check`` registers itself here under its ``grade_id`` (the nbgrader id of the
+#: solution's test cell that calls it).  ``labutils.checks.get_check`` fills it lazily.
+REGISTRY: dict[str, Check] = {}
+
+
+# --------------------------------------------------------------------------- comparisons
+def rel_error(a, b, eps: float = 1e-12) -> float:
+    """Largest elementwise relative error ``|a - b| / max(|a| + |b|, eps)``.
+
+    The symmetric denominator keeps the measure meaningful when both are near zero.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise AssertionError(f"cannot compare arrays of shapes {a.shape} and {b.shape}")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), eps)))
+
+
+def assert_shape(name: str, actual, expected: tuple, hint: str = "") -> None:
+    """Raise if ``actual`` (an array or a shape) does not have shape ``expected``.
+
+    ``None`` in ``expected`` matches any size on that axis.
+    """
+    shape = tuple(actual) if isinstance(actual, tuple) else tuple(np.shape(actual))
+    expected = tuple(expected)
+    ok = len(shape) == len(expected) and all(e is None or e == s for s, e in zip(shape, expected))
+    if ok:
+        return
+    advice = hint
+    if not advice and sorted(shape) == sorted(e for e in expected if e is not None):
+        advice = "The sizes are right but in the wrong order: a missing transpose?"
+    elif not advice and len(shape) != len(expected):
+        advice = f"Expected {len(expected)} axes, got {len(shape)}: an axis summed away or added?"
+    raise AssertionError(f"{name} has shape {shape}, expected {expected}. {advice}".strip())
+
+
+def assert_finite(name: str, actual, hint: str = "") -> None:
+    """Raise if ``actual`` holds NaN or infinity."""
+    arr = np.asarray(actual, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise AssertionError(f"{name} has {bad} NaN or infinite entries. {hint}".strip())
+
+
+def assert_close(name: str, actual, expected, *, tol: float = 1e-7, hint: str = "") -> None:
+    """Raise unless ``actual`` matches ``expected`` in shape and to relative error ``tol``."""
+    expected = np.asarray(expected)
+    assert_shape(name, actual, expected.shape)
+    assert_finite(name, actual, "Overflow in exp? Division by zero?")
+    err = rel_error(actual, expected)
+    if err > tol:
+        raise AssertionError(
+            f"{name} differs from the reference: relative error {err:.2e} > {tol:.0e}. {hint}".strip()
+        )
+
+
+# --------------------------------------------------------------------- numerical gradients
+def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """Centred finite-difference gradient of the scalar ``f()`` with respect to ``x``.
+
+    ``x`` is perturbed *in place* (and restored), so ``f`` should read it, e.g.
+    ``numerical_gradient(lambda: loss(params), params["W_hh"])``.  ``x`` must be float64:
+    in float32 the rounding error of ``f`` swamps a step of 1e-5.
+
+    Returns an array shaped like ``x``: ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)``.
+    """
+    if x.dtype != np.float64:
+        raise TypeError(f"numerical_gradient needs a float64 array, got {x.dtype}; use x.astype(np.float64).")
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        f_plus = f()
+        x[i] = old - eps
+        f_minus = f()
+        x[i] = old
+        grad[i] = (f_plus - f_minus) / (2 * eps)
+    return grad
+
+
+def assert_gradient(name: str, analytic, numeric, *, tol: float = 1e-7) -> None:
+    """Compare an analytic gradient with a numerical one; diagnose the usual slips."""
+    analytic = np.asarray(analytic, dtype=np.float64)
+    numeric = np.asarray(numeric, dtype=np.float64)
+    if analytic.shape != numeric.shape and analytic.shape == numeric.T.shape:
+        raise AssertionError(
+            f"{name} has shape {analytic.shape}, expected {numeric.shape}: the gradient is transposed."
+        )
+    assert_shape(name, analytic, numeric.shape)
+    err = rel_error(analytic, numeric)
+    if err <= tol:
+        return
+    hint = ""
+    if numeric.ndim == 2 and numeric.shape[0] == numeric.shape[1] and rel_error(analytic, numeric.T) <= tol:
+        hint = "It matches the transpose of the numerical gradient: swap the order of the outer product."
+    elif rel_error(-analytic, numeric) <= tol:
+        hint = "It has the wrong sign."
+    elif np.allclose(analytic, 0):
+        hint = "It is all zeros: is this gradient computed (and accumulated) at all?"
+    raise AssertionError(
+        f"gradient {name} is off: relative error {err:.2e} against the numerical gradient "
+        f"(want < {tol:.0e}). {hint}".strip()
+    )
+
+
+# ---------------------------------------------------------------------- the Check protocol
+def to_arrays(outputs: Mapping[str, Any]) -> Arrays:
+    """Turn a probe's outputs into plain NumPy arrays (no objects) so they can cross processes."""
+    result = {}
+    for key, value in outputs.items():
+        if hasattr(value, "detach"):  # a torch tensor
+            value = value.detach().cpu().numpy()
+        arr = np.asarray(value)
+        if arr.dtype == object:
+            raise TypeError(f"output {key!r} is not numbers or text (got {type(value).__name__})")
+        result[key] = arr
+    return result
+
+
+@dataclass
+class Check:
+    """One self-check: ``check(*objects)`` draws inputs, probes the student's code, judges.
+
+    ``needs`` names the notebook objects the probe uses, in the order ``__call__`` takes them.
+    """
+
+    grade_id: str
+    title: str
+    needs: tuple[str, ...]
+    probe: Callable[[dict[str, Any], Arrays], Mapping[str, Any]]
+    judge: Callable[[Arrays, Arrays], None]
+    make_inputs: Callable[[np.random.Generator], Mapping[str, Any]] = lambda rng: {}
+    success: str = field(default="")
+
+    def __post_init__(self):
+        REGISTRY[self.grade_id] = self
+
+    def inputs(self, seed: int) -> Arrays:
+        return to_arrays(self.make_inputs(np.random.default_rng(seed)))
+
+    def run_probe(self, objects: Mapping[str, Any], inputs: Arrays) -> Arrays:
+        missing = [n for n in self.needs if n not in objects]
+        if missing:
+            raise NameError(f"{self.title}: the notebook has no {', '.join(missing)} defined; run the cells above.")
+        return to_arrays(self.probe(dict(objects), inputs))
+
+    def __call__(self, *objects, seed: int = 0, **named) -> None:
+        if len(objects) > len(self.needs):
+            raise TypeError(f"{self.title} takes {len(self.needs)} objects: {', '.join(self.needs)}")
+        bound = dict(zip(self.needs, objects)) | named
+        inputs = self.inputs(seed)
+        outputs = self.run_probe(bound, inputs)
+        self.judge(inputs, outputs)
+        print(self.success or f"✔ {self.title}: all checks passed.")

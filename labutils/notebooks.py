@@ -1,0 +1,76 @@
+"""Student notebooks from solution notebooks, with nbgrader's own preprocessors.
+
+``solutions/NN_name.ipynb`` is the source of truth.  ``generate`` writes
+``notebooks/NN_name.ipynb`` from it:
+
+* the code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes a stub that raises
+  ``NotImplementedError`` (nbgrader's ``ClearSolutions``; Markdown answers become
+  "YOUR ANSWER HERE");
+* ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` regions are removed
+  (``ClearHiddenTests``);
+* outputs and execution counts are cleared (``ClearOutput``).
+
+Cells keep their nbgrader metadata (``grade_id``, ``points``, ...), so the solutions also serve
+as an nbgrader source for instructors who prefer nbgrader's own workflow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+NOTEBOOKS = ROOT / "notebooks"
+
+CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+TEXT_STUB = "YOUR ANSWER HERE"
+
+
+def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Return a copy of the solution notebook ``nb`` as students receive it."""
+    from nbgrader.preprocessors import ClearHiddenTests, ClearOutput, ClearSolutions
+
+    nb = nbformat.from_dict(nb)  # a deep copy
+    steps = [
+        ClearSolutions(code_stub={"python": CODE_STUB}, text_stub=TEXT_STUB, enforce_metadata=True),
+        ClearHiddenTests(enforce_metadata=True),
+        ClearOutput(),
+    ]
+    for step in steps:
+        nb, _ = step.preprocess(nb, {})
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)  # timings written by nbclient
+    return nb
+
+
+def render(nb: nbformat.NotebookNode) -> str:
+    """The exact text ``generate`` writes for a notebook."""
+    return nbformat.writes(nb) + "\n"
+
+
+def generate(solutions: Path = SOLUTIONS, notebooks: Path = NOTEBOOKS, *, check: bool = False) -> list[str]:
+    """Write the student notebooks; with ``check=True`` write nothing.
+
+    Returns the names of the notebooks that differ from what the solutions give (in check
+    mode) or that were rewritten, plus any stray notebook in ``notebooks`` with no solution.
+    """
+    solutions, notebooks = Path(solutions), Path(notebooks)
+    sources = sorted(solutions.glob("*.ipynb"))
+    if not sources:
+        raise FileNotFoundError(f"no solution notebooks in {solutions}")
+    changed = []
+    for src in sources:
+        wanted = render(student_version(nbformat.read(src, as_version=4)))
+        dst = notebooks / src.name
+        if dst.exists() and dst.read_text(encoding="utf-8") == wanted:
+            continue
+        changed.append(src.name)
+        if not check:
+            notebooks.mkdir(parents=True, exist_ok=True)
+            dst.write_text(wanted, encoding="utf-8")
+    strays = sorted({p.name for p in notebooks.glob("*.ipynb")} - {p.name for p in sources})
+    if check:
+        changed += [f"{name} (no matching solution)" for name in strays]
+    return changed
