@@ -1,0 +1,111 @@
+"""The notebooks: student versions up to date, free of answers, and runnable up to their first exercise."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from labutils.checks import all_checks
+from labutils.notebooks import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+STUDENT = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _nbgrader(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def test_every_solution_has_a_student_version():
+    assert SOLUTIONS, "no solution notebooks found"
+    assert [p.name for p in SOLUTIONS] == [p.name for p in STUDENT]
+
+
+def test_generate_check_passes_on_the_repository():
+    result = subprocess.run([sys.executable, "-m", "labutils", "generate", "--check"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generate_check_detects_an_edited_solution(tmp_path):
+    solutions, notebooks = tmp_path / "solutions", tmp_path / "notebooks"
+    shutil.copytree(ROOT / "solutions", solutions)
+    shutil.copytree(ROOT / "notebooks", notebooks)
+    assert generate(solutions, notebooks, check=True) == []
+    target = solutions / SOLUTIONS[0].name
+    nb = nbformat.read(target, as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("A new paragraph the students have not got yet."))
+    nbformat.write(nb, target)
+    before = (notebooks / target.name).read_text()
+    assert generate(solutions, notebooks, check=True) == [target.name]
+    assert (notebooks / target.name).read_text() == before, "--check must write nothing"
+    (notebooks / "99_stray.ipynb").write_text((notebooks / target.name).read_text())
+    assert "99_stray.ipynb (no matching solution)" in generate(solutions, notebooks, check=True)
+    generate(solutions, notebooks)
+    assert generate(solutions, notebooks, check=True) == ["99_stray.ipynb (no matching solution)"]
+
+
+@pytest.mark.parametrize("path", STUDENT, ids=lambda p: p.name)
+def test_student_notebook_is_valid_and_free_of_answers(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        assert "BEGIN SOLUTION" not in cell.source and "HIDDEN TESTS" not in cell.source, path.name
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{path.name} has stored outputs"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solution_metadata_follows_the_conventions(path):
+    """Graded cells have unique ids and points; every automatic one has a registered Check."""
+    nb = nbformat.read(path, as_version=4)
+    checks = all_checks()
+    ids = [_nbgrader(c)["grade_id"] for c in nb.cells if _nbgrader(c)]
+    assert len(ids) == len(set(ids)), f"duplicate grade_ids in {path.name}"
+    for cell in nb.cells:
+        meta = _nbgrader(cell)
+        if "BEGIN SOLUTION" in cell.source:
+            assert meta.get("solution"), f"{path.name}: a solution region outside a solution cell"
+        if meta.get("grade"):
+            assert meta.get("points", 0) > 0, f"{path.name}: graded cell {meta['grade_id']} has no points"
+            if cell.cell_type == "code":
+                assert meta["grade_id"] in checks, f"{path.name}: no Check registered for {meta['grade_id']}"
+                assert meta["grade_id"] in cell.source or checks[meta["grade_id"]].title, meta["grade_id"]
+
+
+def _first_exercise(nb) -> tuple[int, int] | None:
+    """Index of the first exercise cell and of the first graded cell after it (its self-check)."""
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and _nbgrader(cell).get("solution"):
+            after = [j for j in range(i + 1, len(nb.cells)) if _nbgrader(nb.cells[j]).get("grade")]
+            return i, (after[0] if after else i)
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", STUDENT, ids=lambda p: p.name)
+def test_student_notebook_runs_up_to_its_first_exercise(path, tmp_path):
+    """Every cell before the first exercise works; the stub then raises NotImplementedError
+    (in the exercise cell itself, or in its self-check when the stub sits inside a function)."""
+    nb = nbformat.read(path, as_version=4)
+    first = _first_exercise(nb)
+    if first is not None:
+        nb.cells = nb.cells[: first[1] + 1]
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    errors = {i: o for i, c in enumerate(nb.cells) if c.cell_type == "code"
+              for o in c.outputs if o.get("output_type") == "error"}
+    if first is None:
+        assert not errors, f"{path.name} failed in cell {list(errors)}: {list(errors.values())[:1]}"
+        return
+    assert len(errors) == 1, f"{path.name}: expected one error (the first stub), got cells {sorted(errors)}"
+    (index, error), = errors.items()
+    assert first[0] <= index <= first[1], f"{path.name}: cell {index}, before the first exercise, failed"
+    assert error["ename"] == "NotImplementedError", f"{path.name}: {error['ename']}: {error['evalue']}"
