@@ -38,7 +38,7 @@ def run(*cmd, **kw) -> None:
 
 def setup() -> Path:
     """Create the environment and install what the course needs; idempotent."""
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - this file may be run by an older Python
         sys.exit(f"The course needs Python 3.10 or newer; this is {sys.version.split()[0]}.")
     torch_spec = os.environ.get("TORCH_SPEC", "torch")
     stamp_text = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + torch_spec.encode()).hexdigest()

@@ -24,8 +24,24 @@ from .text import CharVocab, WordVocab, n_stream_batches, stream_batches, window
 
 __version__ = "0.1.0"
 
-_LAZY = {"models", "train", "sampling", "metrics", "plots", "widgets", "checks", "data", "text", "runtime",
-         "notebooks", "grading", "release", "bench", "doctor", "imdb"}
+_LAZY = {
+    "models",
+    "train",
+    "sampling",
+    "metrics",
+    "plots",
+    "widgets",
+    "checks",
+    "data",
+    "text",
+    "runtime",
+    "notebooks",
+    "grading",
+    "release",
+    "bench",
+    "doctor",
+    "imdb",
+}
 
 __all__ = [
     "CharVocab",

@@ -27,8 +27,11 @@ def _generate(args) -> int:
     changed = generate(check=args.check)
     if args.check:
         if changed:
-            print("notebooks/ is out of date with solutions/; run `python -m labutils generate`.\n"
-                  "Differs: " + ", ".join(changed), file=sys.stderr)
+            print(
+                "notebooks/ is out of date with solutions/; run `python -m labutils generate`.\n"
+                "Differs: " + ", ".join(changed),
+                file=sys.stderr,
+            )
             return 1
         print("notebooks/ is up to date with solutions/.")
         return 0
@@ -58,8 +61,7 @@ def _release(args) -> int:
 def _grade(args) -> int:
     from .grading import grade_folder
 
-    return grade_folder(args.submissions, out=args.out, timeout=args.timeout, memory_mb=args.memory,
-                        jobs=args.jobs)
+    return grade_folder(args.submissions, out=args.out, timeout=args.timeout, memory_mb=args.memory, jobs=args.jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("download", help="download (or copy from LABUTILS_DATA_MIRROR) and verify course texts")
     p.add_argument("names", nargs="*", help="texts to fetch (default: all)")
     p.add_argument("--all", action="store_true", help="fetch every registered text")
-    p.add_argument("--accept-changed", action="store_true",
-                   help="accept an upstream file whose sha256 differs from the registry's")
+    p.add_argument(
+        "--accept-changed", action="store_true", help="accept an upstream file whose sha256 differs from the registry's"
+    )
     p.set_defaults(func=_download)
 
     p = sub.add_parser("generate", help="write notebooks/ (student versions) from solutions/")

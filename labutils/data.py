@@ -55,24 +55,61 @@ def _pg(name, title, gid, size, sha256):
 REGISTRY: dict[str, Text] = {
     t.name: t
     for t in [
-        _pg("war_and_peace", "War and Peace (Leo Tolstoy, tr. Maude)", 2600, 3359396,
-            "aa4a454fb73861c0c84c662ed1fa3ddd71bbd7a237783932c05d5f3b2cdd6718"),
-        _pg("time_machine", "The Time Machine (H. G. Wells)", 35, 200870,
-            "0359cedc583179f3e417605eb36efc1dc97b042a76ea67fac1e8c11109b0e2c9"),
-        _pg("alice", "Alice's Adventures in Wonderland (Lewis Carroll)", 11, 151095,
-            "f17aa0bf7466424a8b357b688678666bad7a0148963ef349016a3098faa6bd1e"),
-        _pg("adventures_of_sherlock_holmes", "The Adventures of Sherlock Holmes (Arthur Conan Doyle)",
-            1661, 575796, "e21895308fe6da6919abc53e2cf77d81f914887897546153cc5d49b2eadefe50"),
-        _pg("sign_of_the_four", "The Sign of the Four (Arthur Conan Doyle)", 2097, 236850,
-            "1213c9ad08d95865f917b178e783b9980304a44949029141103076e376ffd71f"),
-        Text("sherlock_canon", "The complete Sherlock Holmes canon (Arthur Conan Doyle)", "cano.txt",
-             "https://sherlock-holm.es/stories/plain-text/cano.txt", 3868219,
-             "a402700fbf9140578927b0453ec9dc4a1f04be9029f259e752eafd9f59cefae3",
-             _PD + " Collected as 'cano.txt' (collection version 3.1).", strip=False),
-        Text("tiny_shakespeare", "Tiny Shakespeare (Karpathy's char-rnn corpus)", "tinyshakespeare.txt",
-             "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
-             1115394, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
-             _PD + " Excerpts of Shakespeare's plays.", strip=False),
+        _pg(
+            "war_and_peace",
+            "War and Peace (Leo Tolstoy, tr. Maude)",
+            2600,
+            3359396,
+            "aa4a454fb73861c0c84c662ed1fa3ddd71bbd7a237783932c05d5f3b2cdd6718",
+        ),
+        _pg(
+            "time_machine",
+            "The Time Machine (H. G. Wells)",
+            35,
+            200870,
+            "0359cedc583179f3e417605eb36efc1dc97b042a76ea67fac1e8c11109b0e2c9",
+        ),
+        _pg(
+            "alice",
+            "Alice's Adventures in Wonderland (Lewis Carroll)",
+            11,
+            151095,
+            "f17aa0bf7466424a8b357b688678666bad7a0148963ef349016a3098faa6bd1e",
+        ),
+        _pg(
+            "adventures_of_sherlock_holmes",
+            "The Adventures of Sherlock Holmes (Arthur Conan Doyle)",
+            1661,
+            575796,
+            "e21895308fe6da6919abc53e2cf77d81f914887897546153cc5d49b2eadefe50",
+        ),
+        _pg(
+            "sign_of_the_four",
+            "The Sign of the Four (Arthur Conan Doyle)",
+            2097,
+            236850,
+            "1213c9ad08d95865f917b178e783b9980304a44949029141103076e376ffd71f",
+        ),
+        Text(
+            "sherlock_canon",
+            "The complete Sherlock Holmes canon (Arthur Conan Doyle)",
+            "cano.txt",
+            "https://sherlock-holm.es/stories/plain-text/cano.txt",
+            3868219,
+            "a402700fbf9140578927b0453ec9dc4a1f04be9029f259e752eafd9f59cefae3",
+            _PD + " Collected as 'cano.txt' (collection version 3.1).",
+            strip=False,
+        ),
+        Text(
+            "tiny_shakespeare",
+            "Tiny Shakespeare (Karpathy's char-rnn corpus)",
+            "tinyshakespeare.txt",
+            "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+            1115394,
+            "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+            _PD + " Excerpts of Shakespeare's plays.",
+            strip=False,
+        ),
     ]
 }
 
@@ -120,13 +157,8 @@ def _mirror_downloader(source: Path):
     def copy(url, output_file, pooch):  # noqa: ARG001 - pooch's downloader signature
         if not source.exists():
             raise FileNotFoundError(source)
-        with open(source, "rb") as src:
-            dst = output_file if hasattr(output_file, "write") else open(output_file, "wb")
-            try:
-                shutil.copyfileobj(src, dst)
-            finally:
-                if dst is not output_file:
-                    dst.close()
+        with open(source, "rb") as src, open(output_file, "wb") as dst:
+            shutil.copyfileobj(src, dst)
 
     return copy
 
@@ -139,8 +171,14 @@ def _http_downloader(text: Text, progress: bool):
     return pooch.HTTPDownloader(progressbar=bar, timeout=TIMEOUT_S)
 
 
-def fetch(name: str, *, progress: bool = True, accept_changed: bool | None = None,
-          url: str | None = None, retries: int = RETRIES) -> Path:
+def fetch(
+    name: str,
+    *,
+    progress: bool = True,
+    accept_changed: bool | None = None,
+    url: str | None = None,
+    retries: int = RETRIES,
+) -> Path:
     """Return the path of a verified local copy of text ``name``, downloading it if needed.
 
     ``accept_changed=True`` (or ``LABUTILS_ACCEPT_CHANGED=1``) accepts an upstream file whose
@@ -159,8 +197,13 @@ def fetch(name: str, *, progress: bool = True, accept_changed: bool | None = Non
     source_url = url or text.url
     mirror = os.environ.get(MIRROR_ENV)
     known = _known_hash(text, folder)
-    fetcher = pooch.create(path=folder, base_url="", registry={text.filename: f"sha256:{known}"},
-                           urls={text.filename: source_url}, retry_if_failed=retries)
+    fetcher = pooch.create(
+        path=folder,
+        base_url="",
+        registry={text.filename: f"sha256:{known}"},
+        urls={text.filename: source_url},
+        retry_if_failed=retries,
+    )
     if mirror and (Path(mirror) / text.filename).exists():
         downloader = _mirror_downloader(Path(mirror) / text.filename)
         where = f"the mirror folder {mirror}"
@@ -182,8 +225,11 @@ def fetch(name: str, *, progress: bool = True, accept_changed: bool | None = Non
 def _accept_changed(text: Text, folder: Path, url: str, progress: bool) -> Path:
     import pooch
 
-    path = Path(pooch.retrieve(url, known_hash=None, fname=text.filename, path=folder,
-                               downloader=_http_downloader(text, progress)))
+    path = Path(
+        pooch.retrieve(
+            url, known_hash=None, fname=text.filename, path=folder, downloader=_http_downloader(text, progress)
+        )
+    )
     _accepted_hash_file(text, folder).write_text(sha256_of(path) + "\n")
     return path
 
@@ -223,7 +269,7 @@ def strip_gutenberg(text: str) -> str:
     """
     start = _START.search(text)
     if start:
-        text = text[start.end():]
+        text = text[start.end() :]
     end = _END.search(text)
     if end:
         text = text[: end.start()]

@@ -48,13 +48,17 @@ def checks() -> list[tuple[bool, str, str]]:
     except Exception as exc:  # noqa: BLE001 - report, don't crash the doctor
         results.append((False, "device", f"{type(exc).__name__}: {exc}"))
     ext = widgets_extension()
-    detail = f"{json.loads(ext.read_text())['version']} ({ext.parent})" if ext else "missing: pip install jupyterlab_widgets"
+    detail = (
+        f"{json.loads(ext.read_text())['version']} ({ext.parent})" if ext else "missing: pip install jupyterlab_widgets"
+    )
     results.append((ext is not None, "widgets extension", detail))
     folder = cache_dir()
     for text in REGISTRY.values():
         path = folder / text.filename
         if not path.exists():
-            results.append((False, f"data {text.name}", f"not downloaded: run `python -m labutils download {text.name}`"))
+            results.append(
+                (False, f"data {text.name}", f"not downloaded: run `python -m labutils download {text.name}`")
+            )
         elif sha256_of(path) != _known_hash(text, folder):
             results.append((False, f"data {text.name}", f"{path} fails its sha256 check: delete it and download again"))
         else:
@@ -68,5 +72,8 @@ def run_doctor() -> int:
     for ok, what, detail in results:
         print(f"{'ok  ' if ok else 'FAIL'}  {what:{width}s}  {detail}")
     failed = sum(not ok for ok, _, _ in results)
-    print(f"\n{len(results) - failed} of {len(results)} checks passed." + ("" if not failed else " Fix the FAIL lines above."))
+    print(
+        f"\n{len(results) - failed} of {len(results)} checks passed."
+        + ("" if not failed else " Fix the FAIL lines above.")
+    )
     return 1 if failed else 0

@@ -48,3 +48,14 @@ def smooth(values, weight: float = 0.98) -> np.ndarray:
         avg = weight * avg + (1 - weight) * v
         out[i] = avg / (1 - weight ** (i + 1))
     return out
+
+
+def rolling_mean(values, window: int = 50) -> np.ndarray:
+    """Mean of the last ``window`` values at each position (fewer at the start)."""
+    values = np.asarray(values, dtype=np.float64)
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    sums = np.cumsum(np.concatenate([[0.0], values]))
+    n = np.arange(1, len(values) + 1)
+    lo = np.maximum(n - window, 0)
+    return (sums[n] - sums[lo]) / (n - lo)

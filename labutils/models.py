@@ -25,20 +25,41 @@ class CharRNN(nn.Module):
     the LSTM.  ``nonlinearity`` ("tanh" or "relu") applies to ``cell="rnn"`` only.
     """
 
-    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_size: int = 256, num_layers: int = 2,
-                 cell: str = "gru", nonlinearity: str = "tanh", dropout: float = 0.0):
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int = 64,
+        hidden_size: int = 256,
+        num_layers: int = 2,
+        cell: str = "gru",
+        nonlinearity: str = "tanh",
+        dropout: float = 0.0,
+    ):
         super().__init__()
         cell = cell.lower()
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        self.config = dict(vocab_size=vocab_size, embed_dim=embed_dim, hidden_size=hidden_size,
-                           num_layers=num_layers, cell=cell, nonlinearity=nonlinearity, dropout=dropout)
+        self.config = dict(
+            vocab_size=vocab_size,
+            embed_dim=embed_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            cell=cell,
+            nonlinearity=nonlinearity,
+            dropout=dropout,
+        )
         self.embed = nn.Embedding(vocab_size, embed_dim)
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-        self.rnn = CELLS[cell](embed_dim, hidden_size, num_layers=num_layers, batch_first=True,
-                               dropout=dropout if num_layers > 1 else 0.0, **extra)
+        self.rnn = CELLS[cell](
+            embed_dim,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+            **extra,
+        )
         self.decoder = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, x: torch.Tensor, hidden=None):
@@ -50,3 +71,105 @@ class CharRNN(nn.Module):
         """The last layer's hidden state at every step: x (B, T) -> (B, T, H)."""
         output, _ = self.rnn(self.embed(x), hidden)
         return output
+
+
+# ================================================================ word-level models (labs 03, 05)
+class WordLM(nn.Module):
+    """Word-level language model that predicts the next word at *every* position.
+
+    Embedding -> ``num_layers`` recurrent layers (``cell`` = "rnn", "gru" or "lstm") -> Linear.
+    Shapes: ``x`` (B, T) int64 -> logits (B, T, V) and the new hidden state (L, B, H) (a pair
+    for the LSTM), *not* detached: ``fit(..., stateful=True)`` detaches it between batches.
+    Lab 03's exercise model predicts only from the last step of a window; this one is the
+    many-to-many form, which learns from every position of a stream.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int = 64,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        cell: str = "rnn",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        cell = cell.lower()
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+        self.config = dict(
+            vocab_size=vocab_size,
+            embed_dim=embed_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            cell=cell,
+            dropout=dropout,
+        )
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.recurrent = CELLS[cell](
+            embed_dim, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
+        )
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, x: torch.Tensor, hidden=None):
+        """x (B, T) -> (logits (B, T, V), hidden)."""
+        states, hidden = self.recurrent(self.embedding(x), hidden)
+        return self.head(states), hidden
+
+
+class SequenceClassifier(nn.Module):
+    """Many-to-one classifier of variable-length sequences (lab 05).
+
+    Embedding -> recurrent layers over the *packed* batch -> the top layer's final hidden state
+    -> Linear to ``n_classes`` logits.  ``forward(x, lengths)``: ``x`` (B, T) int64 padded ids,
+    ``lengths`` (B,) the true lengths -> logits (B, C).  Packing makes the recurrence stop at
+    each sequence's own last word, so the padding never reaches the final state.
+    ``pack=False`` runs over the padding instead (to show why packing matters).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        n_classes: int,
+        embed_dim: int = 64,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        cell: str = "gru",
+        dropout: float = 0.0,
+        pack: bool = True,
+    ):
+        super().__init__()
+        cell = cell.lower()
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+        self.config = dict(
+            vocab_size=vocab_size,
+            n_classes=n_classes,
+            embed_dim=embed_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            cell=cell,
+            dropout=dropout,
+            pack=pack,
+        )
+        self.pack = pack
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.recurrent = CELLS[cell](
+            embed_dim, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
+        )
+        self.drop = nn.Dropout(dropout)
+        self.classify = nn.Linear(hidden_size, n_classes)
+
+    def final_state(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The top layer's hidden state after each sequence's last real step: (B, H)."""
+        emb = self.embedding(x)
+        if self.pack:
+            # pack_padded_sequence wants the lengths on the CPU, whatever device the data is on
+            emb = nn.utils.rnn.pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, hidden = self.recurrent(emb)
+        h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # an LSTM returns (h_n, c_n)
+        return h_n[-1]
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x (B, T), lengths (B,) -> logits (B, C)."""
+        return self.classify(self.drop(self.final_state(x, lengths)))

@@ -5,25 +5,37 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .metrics import smooth
+from .metrics import rolling_mean, smooth
 
 
-def plot_history(history, ax=None, *, title: str = "", label: str = "", smoothing: float = 0.95, log: bool = False):
+def plot_history(
+    history,
+    ax=None,
+    *,
+    title: str = "",
+    label: str = "",
+    smoothing: float = 0.95,
+    log: bool = False,
+    window: int | None = None,
+):
     """Training loss per step (raw, faint; smoothed, bold) and held-out loss per evaluation.
 
     ``history`` is a ``labutils.train.History`` (or anything with ``steps``, ``train_loss``,
-    ``val_steps``, ``val_loss``).  Returns the axes so plots can be combined.
+    ``val_steps``, ``val_loss``).  ``window``: draw a rolling mean over that many steps instead
+    of the exponential smoothing.  Returns the axes so plots can be combined.
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
     prefix = f"{label} " if label else ""
     if history.train_loss:
-        line, = ax.plot(history.steps, history.train_loss, alpha=0.25, lw=0.8)
-        ax.plot(history.steps, smooth(history.train_loss, smoothing), color=line.get_color(), lw=2,
-                label=f"{prefix}training (smoothed)")
+        (line,) = ax.plot(history.steps, history.train_loss, alpha=0.25, lw=0.8)
+        trend = rolling_mean(history.train_loss, window) if window else smooth(history.train_loss, smoothing)
+        kind = f"rolling mean of {window}" if window else "smoothed"
+        ax.plot(history.steps, trend, color=line.get_color(), lw=2, label=f"{prefix}training ({kind})")
         if history.val_loss:
-            ax.plot(history.val_steps, history.val_loss, "o--", color=line.get_color(), lw=1.5,
-                    label=f"{prefix}held-out")
+            ax.plot(
+                history.val_steps, history.val_loss, "o--", color=line.get_color(), lw=1.5, label=f"{prefix}held-out"
+            )
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats)")
     if log:

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .metrics import accuracy as _accuracy
 from .runtime import device as default_device
+from .text import n_stream_batches, stream_batches
 
 NAN_ADVICE = (
     "Things to try, in this order:\n"
@@ -61,6 +62,27 @@ class History:
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class StreamBatches:
+    """Re-iterable ``stream_batches(ids, batch_size, seq_len)`` with a length (for progress bars).
+
+    ``fit(model, StreamBatches(train_ids, 64, 100), stateful=True, ...)`` trains by truncated
+    BPTT over 64 contiguous streams; each epoch starts again at the beginning of every stream.
+    """
+
+    def __init__(self, ids, batch_size: int, seq_len: int):
+        self.ids, self.batch_size, self.seq_len = ids, batch_size, seq_len
+        next(iter(self))  # check the sizes now, with stream_batches' clear message
+
+    def __iter__(self):
+        return stream_batches(self.ids, self.batch_size, self.seq_len)
+
+    def __len__(self) -> int:
+        return n_stream_batches(len(self.ids), self.batch_size, self.seq_len)
+
+    def __repr__(self) -> str:
+        return f"StreamBatches({len(self.ids)} tokens, batch_size={self.batch_size}, seq_len={self.seq_len})"
 
 
 def _as_batches(data) -> Iterable:
@@ -170,12 +192,14 @@ def fit(
     within an epoch, as truncated BPTT over contiguous streams requires.  ``x`` may be a tuple
     (e.g. padded sequences and their lengths) and is then passed as several arguments.
     Loss: cross-entropy between ``logits (..., C)`` and integer targets ``y (...)``.
+    ``max_steps`` bounds the optimiser steps of this call; passing ``history`` continues it.
     """
     dev = device or default_device()
     model.to(dev)
     opt = optimizer if isinstance(optimizer, torch.optim.Optimizer) else make_optimizer(model, optimizer, lr)
     history = history or History()
     step = history.steps[-1] if history.steps else 0
+    first_step = step  # max_steps counts the steps of this call (a resumed history continues)
     try:
         total = len(_as_batches(train)) * epochs
     except TypeError:
@@ -192,9 +216,10 @@ def fit(
                 x, y = _to_device(x, dev), _to_device(y, dev)
                 logits, hidden = _forward(model, x, hidden, stateful)
                 loss = _loss(logits, y)
-                if not math.isfinite(loss.item()):
+                value = loss.item()  # one synchronisation per step
+                if not math.isfinite(value):
                     raise TrainingDiverged(
-                        f"The loss became {loss.item()} at step {step + 1} (epoch {epoch + 1}): training diverged.\n"
+                        f"The loss became {value} at step {step + 1} (epoch {epoch + 1}): training diverged.\n"
                         + NAN_ADVICE
                     )
                 opt.zero_grad(set_to_none=True)
@@ -204,29 +229,36 @@ def fit(
                 opt.step()
                 step += 1
                 history.steps.append(step)
-                history.train_loss.append(loss.item())
+                history.train_loss.append(value)
                 history.tokens_seen += y.numel()
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.set_postfix(loss=f"{value:.3f}", refresh=False)
                 if val is not None and eval_every and step % eval_every == 0:
                     _record_val(model, val, history, step, stateful, dev)
                 if callback:
                     callback(history)
-                if max_steps is not None and step >= max_steps:
+                if max_steps is not None and step - first_step >= max_steps:
                     raise StopTraining
             epoch_losses = history.train_loss[epoch_start:]
             metrics = {"epoch": epoch + 1, "train_loss": sum(epoch_losses) / max(len(epoch_losses), 1)}
             if val is not None:
-                metrics.update({f"val_{k}": v for k, v in evaluate(model, val, stateful=stateful, device=dev,
-                                                                      with_accuracy=with_accuracy).items()})
+                metrics.update(
+                    {
+                        f"val_{k}": v
+                        for k, v in evaluate(
+                            model, val, stateful=stateful, device=dev, with_accuracy=with_accuracy
+                        ).items()
+                    }
+                )
                 history.val_steps.append(step)
                 history.val_loss.append(metrics["val_loss"])
             if with_accuracy:
-                metrics["train_accuracy"] = evaluate(model, train, stateful=stateful, device=dev,
-                                                     with_accuracy=True)["accuracy"]
+                metrics["train_accuracy"] = evaluate(model, train, stateful=stateful, device=dev, with_accuracy=True)[
+                    "accuracy"
+                ]
             history.epochs.append(metrics)
     except StopTraining:
-        history.stopped_early = max_steps is None or step < max_steps
+        history.stopped_early = max_steps is None or step - first_step < max_steps
         if val is not None and (not history.val_steps or history.val_steps[-1] != step):
             _record_val(model, val, history, step, stateful, dev)
     finally:
@@ -276,8 +308,11 @@ def load_checkpoint(path, model: torch.nn.Module, *, vocab=None) -> dict:
                 "Build the vocabulary from the same text as when training, or train a new model."
             )
     own = model.state_dict()
-    problems = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                for k, v in payload["state_dict"].items() if k in own and own[k].shape != v.shape]
+    problems = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in payload["state_dict"].items()
+        if k in own and own[k].shape != v.shape
+    ]
     problems += [f"{k}: missing from the checkpoint" for k in own if k not in payload["state_dict"]]
     problems += [f"{k}: not in this model" for k in payload["state_dict"] if k not in own]
     if problems:

@@ -8,7 +8,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-
 @pytest.fixture
 def mirror() -> Path:
     """The course's offline copies of the texts; tests that need real texts skip without them."""

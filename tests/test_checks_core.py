@@ -45,7 +45,9 @@ def _judge_double(inputs, outputs):
 
 
 double_check = core.Check(
-    grade_id="test-double", title="double", needs=("double",),
+    grade_id="test-double",
+    title="double",
+    needs=("double",),
     make_inputs=lambda rng: {"x": rng.normal(size=4)},
     probe=lambda objs, inp: {"y": objs["double"](inp["x"])},
     judge=_judge_double,

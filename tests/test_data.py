@@ -58,8 +58,16 @@ def tiny(monkeypatch, tmp_path, server):
     monkeypatch.delenv(data.MIRROR_ENV, raising=False)
     monkeypatch.delenv(data.ACCEPT_ENV, raising=False)
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    text = Text("tiny", "A tiny text", "tiny.txt", f"{base}/good.txt", len(BODY),
-                hashlib.sha256(BODY).hexdigest(), "test data", strip=False)
+    text = Text(
+        "tiny",
+        "A tiny text",
+        "tiny.txt",
+        f"{base}/good.txt",
+        len(BODY),
+        hashlib.sha256(BODY).hexdigest(),
+        "test data",
+        strip=False,
+    )
     monkeypatch.setitem(data.REGISTRY, "tiny", text)
     return base
 
@@ -136,7 +144,8 @@ def test_unknown_text_lists_the_known_ones():
     [
         "Title: X\r\n*** START OF THE PROJECT GUTENBERG EBOOK X ***\r\n\r\nBody line.\r\nMore.\r\n\r\n"
         "*** END OF THE PROJECT GUTENBERG EBOOK X ***\r\nLicence...",
-        "header\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\nBody line.\nMore.\n*** END OF THIS PROJECT GUTENBERG EBOOK X ***\n",
+        "header\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\nBody line.\nMore.\n"
+        "*** END OF THIS PROJECT GUTENBERG EBOOK X ***\n",
     ],
 )
 def test_strip_gutenberg_keeps_only_the_body(raw):

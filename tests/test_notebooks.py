@@ -8,7 +8,6 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 
 from labutils.checks import all_checks
 from labutils.notebooks import generate
@@ -28,8 +27,9 @@ def test_every_solution_has_a_student_version():
 
 
 def test_generate_check_passes_on_the_repository():
-    result = subprocess.run([sys.executable, "-m", "labutils", "generate", "--check"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "labutils", "generate", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -93,19 +93,29 @@ def _first_exercise(nb) -> tuple[int, int] | None:
 def test_student_notebook_runs_up_to_its_first_exercise(path, tmp_path):
     """Every cell before the first exercise works; the stub then raises NotImplementedError
     (in the exercise cell itself, or in its self-check when the stub sits inside a function)."""
+    from lab_status import UNVERIFIED_LABS, UNVERIFIED_REASON
+
+    if path.name in UNVERIFIED_LABS:
+        pytest.skip(UNVERIFIED_REASON)
     nb = nbformat.read(path, as_version=4)
     first = _first_exercise(nb)
     if first is not None:
         nb.cells = nb.cells[: first[1] + 1]
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()
-    errors = {i: o for i, c in enumerate(nb.cells) if c.cell_type == "code"
-              for o in c.outputs if o.get("output_type") == "error"}
+    errors = {
+        i: o
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.get("output_type") == "error"
+    }
     if first is None:
         assert not errors, f"{path.name} failed in cell {list(errors)}: {list(errors.values())[:1]}"
         return
     assert len(errors) == 1, f"{path.name}: expected one error (the first stub), got cells {sorted(errors)}"
-    (index, error), = errors.items()
+    ((index, error),) = errors.items()
     assert first[0] <= index <= first[1], f"{path.name}: cell {index}, before the first exercise, failed"
     assert error["ename"] == "NotImplementedError", f"{path.name}: {error['ename']}: {error['evalue']}"

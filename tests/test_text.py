@@ -29,7 +29,7 @@ def test_words_preprocessing():
 
 
 def test_word_vocab_min_freq_unk_and_sorting():
-    tokens = "the cat sat on the mat the end".split()
+    tokens = ["the", "cat", "sat", "on", "the", "mat", "the", "end"]
     vocab = WordVocab(tokens, min_freq=2)
     assert vocab.words == [UNK, "the"]
     assert list(vocab.encode(["the", "dog"])) == [1, 0]

@@ -56,7 +56,7 @@ def assert_shape(name: str, actual, expected: tuple, hint: str = "") -> None:
     """
     shape = tuple(actual) if isinstance(actual, tuple) else tuple(np.shape(actual))
     expected = tuple(expected)
-    ok = len(shape) == len(expected) and all(e is None or e == s for s, e in zip(shape, expected))
+    ok = len(shape) == len(expected) and all(e is None or e == s for s, e in zip(shape, expected, strict=True))
     if ok:
         return
     advice = hint
@@ -82,9 +82,7 @@ def assert_close(name: str, actual, expected, *, tol: float = 1e-7, hint: str = 
     assert_finite(name, actual, "Overflow in exp? Division by zero?")
     err = rel_error(actual, expected)
     if err > tol:
-        raise AssertionError(
-            f"{name} differs from the reference: relative error {err:.2e} > {tol:.0e}. {hint}".strip()
-        )
+        raise AssertionError(f"{name} differs from the reference: relative error {err:.2e} > {tol:.0e}. {hint}".strip())
 
 
 # --------------------------------------------------------------------- numerical gradients
@@ -182,7 +180,7 @@ class Check:
     def __call__(self, *objects, seed: int = 0, **named) -> None:
         if len(objects) > len(self.needs):
             raise TypeError(f"{self.title} takes {len(self.needs)} objects: {', '.join(self.needs)}")
-        bound = dict(zip(self.needs, objects)) | named
+        bound = dict(zip(self.needs, objects, strict=False)) | named
         inputs = self.inputs(seed)
         outputs = self.run_probe(bound, inputs)
         self.judge(inputs, outputs)

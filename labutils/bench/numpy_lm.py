@@ -1,0 +1,202 @@
+"""``python -m labutils bench numpy-lm``: lab 02's NumPy character model against a tutorial-style loop.
+
+Two from-scratch NumPy character language models train on the same text (The Time Machine), with
+the same hidden size and sequence length, for the same number of characters:
+
+* **ours**: lab 02's model, loaded at run time from the cells of ``solutions/02_bptt_numpy.ipynb``
+  tagged ``numpy-lm`` (labutils holds no answer to lab 02's exercises). It is batched
+  (many streams at once), looks embeddings up by index and has no Python loop over the batch;
+* **baseline**: a re-creation of the popular batch-size-1 style (written for this benchmark): one
+  stream, one-hot column vectors, the forward and backward passes kept in dictionaries of arrays
+  keyed by time step, Adagrad and element-wise clipping at 5.
+
+It reports characters per second of each and their ratio (``speedup``), and the loss per
+character of each on held-out text after training (``ours_loss``, ``baseline_loss``), both
+measured by the same evaluator: ``torch.nn.RNN`` with the trained weights copied in.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "solutions" / "02_bptt_numpy.ipynb"
+TAG = "numpy-lm"
+
+HIDDEN, SEQ_LEN = 100, 25  # equal for both models
+EMBED, BATCH, LR = 32, 32, 0.1  # ours
+BASE_LR = 0.1  # the tutorial's Adagrad learning rate
+
+
+# ------------------------------------------------------------------------------- ours
+def load_lab02_model(notebook: Path = NOTEBOOK) -> dict:
+    """Execute the code cells of lab 02's solution tagged ``numpy-lm``; return their namespace.
+
+    Raises ``FileNotFoundError`` with advice when the solutions are not there (a student release
+    ships notebooks/ only) and ``LookupError`` when no cell carries the tag.
+    """
+    import nbformat
+
+    import labutils
+
+    if not notebook.exists():
+        raise FileNotFoundError(
+            f"{notebook} not found: this benchmark runs lab 02's model from the solution notebook, which a "
+            "student release does not contain. Run it from the instructors' repository."
+        )
+    nb = nbformat.read(notebook, as_version=4)
+    sources = [c.source for c in nb.cells if c.cell_type == "code" and TAG in c.metadata.get("tags", [])]
+    if not sources:
+        raise LookupError(f"no code cell of {notebook.name} is tagged {TAG!r}")
+    namespace = {"np": np, "lu": labutils, "__name__": "lab02_numpy_lm"}
+    for src in sources:
+        exec(compile(src, f"{notebook.name}[{TAG}]", "exec"), namespace)
+    missing = [n for n in ("init_char_lm", "train_char_lm") if n not in namespace]
+    if missing:
+        raise LookupError(f"the cells tagged {TAG!r} define no {', '.join(missing)}")
+    return namespace
+
+
+# ---------------------------------------------------------------- the tutorial-style baseline
+class TutorialRNN:
+    """A batch-size-1 character RNN in the style of many tutorials (one-hot columns, dicts per step)."""
+
+    def __init__(self, vocab_size: int, hidden: int, rng: np.random.Generator):
+        self.V, self.H = vocab_size, hidden
+        self.Wxh = rng.normal(size=(hidden, vocab_size)) * 0.01
+        self.Whh = rng.normal(size=(hidden, hidden)) * 0.01
+        self.Why = rng.normal(size=(vocab_size, hidden)) * 0.01
+        self.bh = np.zeros((hidden, 1))
+        self.by = np.zeros((vocab_size, 1))
+        self.names = ("Wxh", "Whh", "Why", "bh", "by")
+        self.mem = {n: np.zeros_like(getattr(self, n)) for n in self.names}
+
+    def loss_and_grads(self, inputs, targets, hprev):
+        """Loss summed over the chunk, gradients by name, last hidden state (H, 1)."""
+        xs, hs, ps = {}, {-1: np.copy(hprev)}, {}
+        loss = 0.0
+        for t in range(len(inputs)):
+            xs[t] = np.zeros((self.V, 1))
+            xs[t][inputs[t]] = 1.0
+            hs[t] = np.tanh(self.Wxh @ xs[t] + self.Whh @ hs[t - 1] + self.bh)
+            scores = self.Why @ hs[t] + self.by
+            ps[t] = np.exp(scores) / np.sum(np.exp(scores))
+            loss += -np.log(ps[t][targets[t], 0])
+        grads = {n: np.zeros_like(getattr(self, n)) for n in self.names}
+        dh_future = np.zeros((self.H, 1))
+        for t in reversed(range(len(inputs))):
+            dy = np.copy(ps[t])
+            dy[targets[t]] -= 1.0
+            grads["Why"] += dy @ hs[t].T
+            grads["by"] += dy
+            dh = self.Why.T @ dy + dh_future
+            draw = (1.0 - hs[t] * hs[t]) * dh
+            grads["bh"] += draw
+            grads["Wxh"] += draw @ xs[t].T
+            grads["Whh"] += draw @ hs[t - 1].T
+            dh_future = self.Whh.T @ draw
+        for g in grads.values():
+            np.clip(g, -5, 5, out=g)
+        return loss, grads, hs[len(inputs) - 1]
+
+    def train(self, ids, n_chars: int, seq_len: int, lr: float) -> list[float]:
+        """Read ``ids`` from the start in chunks of seq_len until n_chars characters were seen."""
+        losses, pos, seen = [], 0, 0
+        hprev = np.zeros((self.H, 1))
+        while seen < n_chars:
+            if pos + seq_len + 1 >= len(ids):
+                pos, hprev = 0, np.zeros((self.H, 1))
+            inputs, targets = ids[pos : pos + seq_len], ids[pos + 1 : pos + seq_len + 1]
+            loss, grads, hprev = self.loss_and_grads(inputs, targets, hprev)
+            for n in self.names:
+                self.mem[n] += grads[n] * grads[n]
+                getattr(self, n)[...] -= lr * grads[n] / np.sqrt(self.mem[n] + 1e-8)
+            losses.append(loss / seq_len)
+            pos += seq_len
+            seen += seq_len
+        return losses
+
+
+# --------------------------------------------------------------------------- the evaluator
+def heldout_loss(W_in, W_hh, b_h, W_hy, b_y, ids) -> float:
+    """Mean cross-entropy per character of ``ids`` (one stream), by ``torch.nn.RNN`` in float64.
+
+    ``W_in`` (H, V) is the input weight for one-hot characters (for an embedding model,
+    ``W_xh @ E.T``), so both models go through the very same code.
+    """
+    import torch
+
+    H, V = W_in.shape
+    rnn = torch.nn.RNN(V, H, batch_first=True).double()
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(torch.as_tensor(W_in))
+        rnn.weight_hh_l0.copy_(torch.as_tensor(W_hh))
+        rnn.bias_ih_l0.copy_(torch.as_tensor(np.ravel(b_h)))
+        rnn.bias_hh_l0.zero_()
+        x = torch.nn.functional.one_hot(torch.as_tensor(ids[:-1]), V).double()[None]
+        h, _ = rnn(x)
+        logits = h[0] @ torch.as_tensor(W_hy).T + torch.as_tensor(np.ravel(b_y))
+        loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(ids[1:]))
+    return float(loss)
+
+
+# ---------------------------------------------------------------------------------- run
+def run(quick: bool = False) -> dict:
+    import labutils as lu
+
+    lab = load_lab02_model()
+    text = lu.load_text("time_machine", progress=False)
+    vocab = lu.CharVocab(text)
+    train_text, val_text = lu.train_val_split(text, 0.1)
+    train_ids, val_ids = vocab.encode(train_text), vocab.encode(val_text)
+    val_ids = val_ids[: 5_000 if quick else 17_000]
+    V = len(vocab)
+    n_chars = 25_000 if quick else 600_000
+    print(
+        f"The Time Machine: {len(train_ids)} training characters, {V} distinct; hidden {HIDDEN}, "
+        f"sequence length {SEQ_LEN}; both models read {n_chars} characters"
+    )
+
+    # Ours: batched streams, embedding lookup.
+    rng = np.random.default_rng(0)
+    params = lab["init_char_lm"](V, HIDDEN, EMBED, rng)
+    n_steps = max(1, n_chars // (BATCH * SEQ_LEN))
+    start = time.perf_counter()
+    ours_train = lab["train_char_lm"](
+        params, train_ids, batch_size=BATCH, seq_len=SEQ_LEN, n_steps=n_steps, lr=LR, clip=5.0, progress=False
+    )
+    ours_time = time.perf_counter() - start
+    ours_chars = n_steps * BATCH * SEQ_LEN
+    ours_rate = ours_chars / ours_time
+    print(f"ours:     batch {BATCH} x {SEQ_LEN} chars, {n_steps} updates, {ours_rate:,.0f} chars/s")
+
+    # Baseline: one stream, one-hot columns, dictionaries per time step.
+    base = TutorialRNN(V, HIDDEN, np.random.default_rng(0))
+    start = time.perf_counter()
+    base_train = base.train(train_ids, n_chars, SEQ_LEN, BASE_LR)
+    base_time = time.perf_counter() - start
+    base_chars = len(base_train) * SEQ_LEN
+    base_rate = base_chars / base_time
+    print(f"baseline: batch 1 x {SEQ_LEN} chars, {len(base_train)} updates, {base_rate:,.0f} chars/s")
+
+    ours_loss = heldout_loss(
+        params["W_xh"] @ params["E"].T, params["W_hh"], params["b_h"], params["W_hy"], params["b_y"], val_ids
+    )
+    base_loss = heldout_loss(base.Wxh, base.Whh, base.bh, base.Why, base.by, val_ids)
+    return {
+        "speedup": ours_rate / base_rate,
+        "ours_chars_per_s": ours_rate,
+        "baseline_chars_per_s": base_rate,
+        "ours_loss": ours_loss,
+        "baseline_loss": base_loss,
+        "ours_train_loss_last": float(np.mean(ours_train[-max(1, len(ours_train) // 20) :])),
+        "baseline_train_loss_last": float(np.mean(base_train[-max(1, len(base_train) // 20) :])),
+        "chars": int(min(ours_chars, base_chars)),
+        "hidden": HIDDEN,
+        "seq_len": SEQ_LEN,
+        "batch": BATCH,
+        "quick": bool(quick),
+    }

@@ -1,0 +1,168 @@
+"""Write ``grades.csv`` and ``feedback/<student>.md`` -- all at once, at the end, atomically.
+
+Nothing is written while submissions run: the files are assembled in a fresh folder inside the
+output folder and moved into place when every kernel is gone, replacing whatever was there (a
+submission that wrote into the output folder while it ran is overwritten).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from .labs import Lab
+from .runner import JobResult
+from .submissions import Student
+
+MARK = {"passed": "✔", "failed": "✘", "error": "✘", "not done": "✘", "not run": "✘", "manual": "✎"}
+
+
+def fmt(points: float) -> str:
+    return str(int(points)) if float(points).is_integer() else f"{points:g}"
+
+
+def cell_text(value: str) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula (file names are the students')."""
+    value = str(value).replace("\r", " ").replace("\n", " ")
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t") else value
+
+
+def safe_file_name(name: str) -> str:
+    return re.sub(r"[^\w.+-]+", "_", name).strip("._") or "student"
+
+
+def status_of(student: Student, results: dict[str, JobResult], labs: list[Lab]) -> str:
+    parts = list(student.problems)
+    several = len(labs) > 1
+    for lab in labs:
+        result = results.get(lab.name)
+        if result is None:
+            if several and student.notebooks:
+                parts.append(f"{lab.name}: not submitted")
+            continue
+        parts += [f"{lab.name}: {r}" if several else r for r in result.reasons]
+    if not student.notebooks and not student.problems:
+        parts.append("nothing to grade")
+    return "; ".join(parts) or "ok"
+
+
+def rows(students: list[Student], results: dict[tuple[str, str], JobResult], labs: list[Lab]):
+    header = ["student"] + [item.grade_id for lab in labs for item in lab.items] + ["total", "out_of", "status"]
+    out_of = sum(lab.auto_points for lab in labs)
+    table = []
+    for student in students:
+        mine = {lab.name: results[(student.name, lab.name)] for lab in labs if (student.name, lab.name) in results}
+        row, total = [student.name], 0.0
+        for lab in labs:
+            earned = {r.item.grade_id: r for r in mine[lab.name].items} if lab.name in mine else {}
+            for item in lab.items:
+                if item.manual:
+                    row.append("manual")
+                else:
+                    points = earned[item.grade_id].points if item.grade_id in earned else 0.0
+                    total += points or 0.0
+                    row.append(fmt(points or 0.0))
+        row += [fmt(total), fmt(out_of), status_of(student, mine, labs)]
+        table.append(row)
+    return header, table
+
+
+def _quote(text: str) -> str:
+    return "\n".join("> " + line if line.strip() else ">" for line in text.strip().splitlines()) or "> (empty)"
+
+
+def feedback(student: Student, results: dict[tuple[str, str], JobResult], labs: list[Lab]) -> str:
+    mine = [results[(student.name, lab.name)] for lab in labs if (student.name, lab.name) in results]
+    earned = sum(r.earned for r in mine)
+    possible = sum(lab.auto_points for lab in labs if any(r.lab is lab for r in mine)) or sum(
+        lab.auto_points for lab in labs
+    )
+    manual = sum(item.points for r in mine for item in r.lab.manual_items)
+    lines = [f"# Feedback for {student.name}", ""]
+    lines.append(f"Automatic score: **{fmt(earned)} / {fmt(possible)}** points.")
+    if manual:
+        lines.append(f"Written answers ({fmt(manual)} points) are graded by hand.")
+    lines += [
+        "",
+        "Each function was called on new random inputs (not those of the self-checks in the notebook) "
+        "and its results were compared with an independent reference implementation.",
+        "",
+    ]
+    for problem in student.problems:
+        lines += [f"**Problem:** {problem}", ""]
+    if not mine:
+        lines += ["No notebook could be graded, so every automatic item scores 0.", ""]
+    for result in mine:
+        lines += [f"## {result.lab.name}: {fmt(result.earned)} / {fmt(result.lab.auto_points)}", ""]
+        for reason in result.reasons:
+            lines += [f"**The run stopped early:** {reason}. Checks that did not run score 0.", ""]
+        for note in result.notes:
+            lines += [f"*Note:* {note}", ""]
+        lines += ["| | Item | Points | Result |", "|---|---|---|---|"]
+        for r in result.items:
+            item = r.item
+            shown = f"– / {fmt(item.points)}" if item.manual else f"{fmt(r.points or 0)} / {fmt(item.points)}"
+            label = "to grade by hand" if item.manual else r.status
+            title = item.title.replace("|", "\\|")
+            lines.append(f"| {MARK.get(r.status, '?')} | {title} (`{item.grade_id}`) | {shown} | {label} |")
+        lines.append("")
+        for r in result.items:
+            item = r.item
+            if item.manual:
+                lines += [f"### ✎ {item.grade_id}: to grade by hand ({fmt(item.points)} points)", ""]
+                if item.question:
+                    lines += ["Question:", "", _quote(item.question), ""]
+                if r.answer is None:
+                    lines += ["Your answer: *(the answer cell is missing from the notebook)*", ""]
+                elif not r.answer:
+                    lines += ["Your answer: *(no answer written)*", ""]
+                else:
+                    lines += ["Your answer:", "", _quote(r.answer), ""]
+            elif r.status != "passed":
+                lines += [f"### ✘ {item.title} (`{item.grade_id}`): {fmt(r.points or 0)} / {fmt(item.points)}", ""]
+                lines += [r.message, ""]
+        if result.cell_errors:
+            lines += ["Errors raised while your notebook ran:", ""]
+            lines += [f"* {error}" for error in result.cell_errors[:10]]
+            if len(result.cell_errors) > 10:
+                lines.append(f"* ... and {len(result.cell_errors) - 10} more")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_outputs(
+    out: Path, students: list[Student], results: dict[tuple[str, str], JobResult], labs: list[Lab]
+) -> Path:
+    """Write ``out/grades.csv`` and ``out/feedback/``; both replace what was there, in one move each."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".grading-", dir=out))
+    try:
+        header, table = rows(students, results, labs)
+        with open(staging / "grades.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows([[cell_text(v) for v in row] for row in table])
+        folder = staging / "feedback"
+        folder.mkdir()
+        used: set[str] = set()
+        for student in students:
+            name = safe_file_name(student.name)
+            while name.lower() in used:
+                name += "_"
+            used.add(name.lower())
+            (folder / f"{name}.md").write_text(feedback(student, results, labs), encoding="utf-8")
+        os.replace(staging / "grades.csv", out / "grades.csv")
+        old = out / "feedback"
+        if old.is_symlink() or old.is_file():
+            old.unlink()
+        elif old.exists():
+            old.rename(staging / "old-feedback")
+        os.replace(folder, out / "feedback")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out / "grades.csv"

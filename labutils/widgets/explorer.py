@@ -1,0 +1,413 @@
+"""The hyperparameter explorer: choose a small character model, press Train, watch it learn.
+
+The logic lives in plain objects so that it can be tested without a browser:
+
+* ``ExplorerConfig`` -- the choices (cell, nonlinearity, sizes, learning rate, how much text, ...)
+  and ``problems()``, the list of what is wrong with them in words a student can act on;
+* ``TrainingRun`` -- one training session on the Sherlock Holmes canon: builds the model, trains
+  it with ``labutils.train.fit`` (truncated BPTT over contiguous streams), keeps the ``History``,
+  redraws the loss plot as PNG bytes while it trains, stops when asked and samples at the end;
+* ``render_history_png(history)`` -- the loss plot as PNG bytes (a matplotlib ``Figure`` drawn
+  off-screen, safe to call from a background thread);
+* ``Explorer`` -- the ipywidgets layout.  Pressing **Train** starts a ``TrainingRun`` in a
+  background thread, so the kernel keeps processing events (the **Stop** button) while the
+  model trains.  ``explorer_widget()`` returns the top-level widget for a notebook cell.
+
+The held-out text is the last 5% of the canon, as in lab 07; the explorer measures its loss on
+the first ``VAL_CHARS`` characters of it to keep evaluation quick.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data import load_text, train_val_split
+from ..text import CharVocab, n_stream_batches, stream_batches
+
+CELL_CHOICES = ("rnn", "gru", "lstm")
+NONLINEARITIES = ("tanh", "relu")
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd", "adagrad")
+VAL_FRACTION = 0.05  # the held-out part of the canon, as in lab 07
+VAL_CHARS = 20_000  # how much of it the explorer evaluates on while training
+PLOT_EVERY_S = 0.5  # redraw the loss plot at most this often
+
+
+@dataclass
+class ExplorerConfig:
+    """What the student chooses.  ``train_chars`` counts characters from the start of the canon."""
+
+    cell: str = "gru"
+    nonlinearity: str = "tanh"  # used by cell="rnn" only
+    embed_dim: int = 32
+    hidden_size: int = 128
+    num_layers: int = 1
+    seq_len: int = 64
+    batch_size: int = 32
+    lr: float = 3e-3
+    optimizer: str = "adam"
+    train_chars: int = 200_000
+    epochs: int = 1
+    temperature: float = 0.8
+    sample_length: int = 300
+    prime: str = "Holmes"
+    clip: float = 1.0
+    seed: int = 0
+
+    def problems(self, n_available: int | None = None) -> list[str]:
+        """Everything wrong with this configuration, each with what to change (empty if fine).
+
+        ``n_available``: how many training characters exist (the canon minus its held-out end).
+        """
+        out = []
+        if self.cell not in CELL_CHOICES:
+            out.append(f"cell must be one of {', '.join(CELL_CHOICES)}, not {self.cell!r}.")
+        if self.nonlinearity not in NONLINEARITIES:
+            out.append(f"nonlinearity must be tanh or relu, not {self.nonlinearity!r}.")
+        if self.optimizer not in OPTIMIZERS:
+            out.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}.")
+        for name, low in (
+            ("embed_dim", 1),
+            ("hidden_size", 1),
+            ("num_layers", 1),
+            ("seq_len", 2),
+            ("batch_size", 1),
+            ("epochs", 1),
+            ("sample_length", 0),
+        ):
+            value = getattr(self, name)
+            if int(value) != value or value < low:
+                out.append(f"{name.replace('_', ' ')} must be a whole number of at least {low}, got {value}.")
+        if not self.lr > 0:
+            out.append(f"learning rate must be positive, got {self.lr}.")
+        elif self.lr > 0.1:
+            out.append(f"learning rate {self.lr} is far too large for Adam-style optimisers: try 0.001 to 0.01.")
+        if self.temperature < 0:
+            out.append(f"temperature must be 0 or more, got {self.temperature}.")
+        if n_available is not None and self.train_chars > n_available:
+            out.append(f"training characters ({self.train_chars:,}) is more than the {n_available:,} available.")
+        streams = self.batch_size * max(int(self.seq_len), 1)
+        if self.train_chars < streams + 1:
+            out.append(
+                f"{self.train_chars:,} training characters are too few for {self.batch_size} streams of "
+                f"{self.seq_len} steps ({streams + 1:,} needed): use more characters or a shorter sequence length."
+            )
+        if not self.prime:
+            out.append("the prime text must not be empty.")
+        return out
+
+    def steps_per_epoch(self) -> int:
+        """How many (batch_size, seq_len) batches one pass over ``train_chars`` characters makes."""
+        return n_stream_batches(self.train_chars, self.batch_size, self.seq_len)
+
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch()
+
+
+def render_history_png(history, *, title: str = "", width: float = 6.0, height: float = 3.0) -> bytes:
+    """The training (raw and smoothed) and held-out loss of ``history`` as PNG bytes.
+
+    Uses a bare ``matplotlib.figure.Figure`` (no pyplot): nothing is shown inline and the call
+    is safe from a background thread.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ..metrics import smooth
+
+    fig = Figure(figsize=(width, height), dpi=80)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if history is not None and history.train_loss:
+        ax.plot(history.steps, history.train_loss, color="tab:blue", alpha=0.25, lw=0.8)
+        ax.plot(history.steps, smooth(history.train_loss, 0.9), color="tab:blue", lw=2, label="training (smoothed)")
+        if history.val_loss:
+            ax.plot(history.val_steps, history.val_loss, "o--", color="tab:orange", label="held-out")
+        ax.legend(loc="upper right")
+    else:
+        ax.text(0.5, 0.5, "press Train", ha="center", va="center", transform=ax.transAxes, color="grey")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats)")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+@dataclass
+class TrainingRun:
+    """One training session of the explorer; every field is something a widget shows.
+
+    ``run()`` trains synchronously (the widget calls it in a thread); ``stop()`` asks it to end
+    after the current step.  ``on_update()`` is called after each plot redraw and at the end.
+    """
+
+    config: ExplorerConfig
+    text: str
+    progress_factory: Callable | None = None  # e.g. tqdm.notebook.tqdm; default: tqdm.auto.tqdm
+    on_update: Callable[[TrainingRun], None] | None = None
+    device: str | None = "cpu"  # small models train fastest on the CPU
+    history: object = None
+    model: object = None
+    vocab: CharVocab | None = None
+    plot_png: bytes = b""
+    sample_text: str = ""
+    message: str = ""
+    status: str = "not started"  # not started / training / finished / stopped / failed
+    seconds: float = 0.0
+    bar: object = None
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> TrainingRun:
+        """Train, plot, sample; never raises: problems end up in ``message`` and ``status``."""
+        import torch
+
+        from ..models import CharRNN
+        from ..sampling import sample
+        from ..train import History, StopTraining, TrainingDiverged, fit, make_optimizer
+
+        cfg = self.config
+        train_text, val_text = train_val_split(self.text, VAL_FRACTION)
+        issues = cfg.problems(len(train_text))
+        if issues:
+            self.status, self.message = "failed", "Please fix the configuration: " + " ".join(issues)
+            self._notify()
+            return self
+        self.vocab = CharVocab(self.text)
+        train_ids = self.vocab.encode(train_text[: cfg.train_chars])
+        val_ids = self.vocab.encode(val_text[:VAL_CHARS])
+        val_streams = max(1, min(8, (len(val_ids) - 1) // (cfg.seq_len + 1)))
+        torch.manual_seed(cfg.seed)
+        self.model = CharRNN(
+            len(self.vocab), cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.cell, cfg.nonlinearity
+        )
+        self.history = History()
+        total = cfg.total_steps()
+        bar_cls = self.progress_factory
+        if bar_cls is None:
+            from tqdm.auto import tqdm as bar_cls
+        self.bar = bar_cls(total=total, desc="training", unit="batch")
+        self.status, self.message = "training", f"training a {cfg.cell.upper()} for {total} steps ..."
+        last_draw = 0.0
+        start = time.perf_counter()
+
+        def callback(history):
+            nonlocal last_draw
+            self.bar.update(history.steps[-1] - self.bar.n)  # fit may call back less often than every step
+            self.bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", refresh=False)
+            if self._stop.is_set():
+                raise StopTraining
+            now = time.perf_counter()
+            if now - last_draw >= PLOT_EVERY_S:
+                last_draw = now
+                self._redraw()
+
+        try:
+            fit(
+                self.model,
+                lambda: stream_batches(train_ids, cfg.batch_size, cfg.seq_len),
+                epochs=cfg.epochs,
+                optimizer=make_optimizer(self.model, cfg.optimizer, cfg.lr),
+                clip=cfg.clip,
+                val=lambda: stream_batches(val_ids, val_streams, cfg.seq_len),
+                stateful=True,
+                eval_every=max(1, total // 5),
+                callback=callback,
+                device=self.device,
+                progress=False,
+                history=self.history,
+            )
+            self.status = "stopped" if self.history.stopped_early else "finished"
+        except TrainingDiverged as exc:
+            self.status, self.message = "failed", str(exc)
+        except StopTraining:  # raised before fit's own handler could see it
+            self.status = "stopped"
+        finally:
+            self.seconds = time.perf_counter() - start
+            self.bar.close()
+        if self.status != "failed":
+            self.sample_text = sample(self.model, self.vocab, self._prime(), cfg.sample_length, cfg.temperature)
+            steps = self.history.steps[-1] if self.history.steps else 0
+            held = f", held-out {self.history.val_loss[-1]:.3f}" if self.history.val_loss else ""
+            self.message = (
+                f"{self.status} after {steps} of {total} steps: training loss "
+                f"{np.mean(self.history.train_loss[-10:]):.3f}{held} (nats per character)."
+            )
+        self._redraw()
+        return self
+
+    def _prime(self) -> str:
+        """The configured prime, without characters the vocabulary lacks (a test text may miss some)."""
+        kept = "".join(c for c in self.config.prime if c in self.vocab)
+        return kept or self.vocab.chars[0]
+
+    def _redraw(self) -> None:
+        title = f"{self.config.cell.upper()} {self.config.num_layers}x{self.config.hidden_size}"
+        self.plot_png = render_history_png(self.history, title=title)
+        self._notify()
+
+    def _notify(self) -> None:
+        if self.on_update is not None:
+            self.on_update(self)
+
+
+def sample_html(text: str) -> str:
+    """The sample as HTML: a heading "Sample" and the text in a ``lab-sample`` block."""
+    body = html.escape(text)
+    return f'<div class="lab-sample"><h4>Sample</h4><pre style="white-space: pre-wrap; margin: 0">{body}</pre></div>'
+
+
+class Explorer:
+    """The explorer's widgets and their callbacks.  ``Explorer().widget`` goes in a notebook cell.
+
+    Controls (their ``description`` is what a student reads): cell, nonlinearity, embedding,
+    hidden size, layers, sequence length, streams, learning rate, optimiser, training characters,
+    epochs, temperature; buttons Train and Stop.  Below them: the progress bar, the loss plot
+    (an ``Image``), a status line and the sample (an ``HTML`` block headed "Sample").
+    """
+
+    def __init__(self, text: str | None = None, config: ExplorerConfig | None = None, *, device: str | None = "cpu"):
+        import ipywidgets as W
+
+        self._text = text
+        self.device = device
+        cfg = config or ExplorerConfig()
+        wide = {"style": {"description_width": "140px"}, "layout": W.Layout(width="340px")}
+        self.controls = {
+            "cell": W.Dropdown(options=list(CELL_CHOICES), value=cfg.cell, description="cell", **wide),
+            "nonlinearity": W.Dropdown(
+                options=list(NONLINEARITIES), value=cfg.nonlinearity, description="nonlinearity (rnn)", **wide
+            ),
+            "embed_dim": W.BoundedIntText(value=cfg.embed_dim, min=1, max=1024, description="embedding", **wide),
+            "hidden_size": W.BoundedIntText(value=cfg.hidden_size, min=1, max=2048, description="hidden size", **wide),
+            "num_layers": W.BoundedIntText(value=cfg.num_layers, min=1, max=8, description="layers", **wide),
+            "seq_len": W.BoundedIntText(value=cfg.seq_len, min=2, max=1000, description="sequence length", **wide),
+            "batch_size": W.BoundedIntText(
+                value=cfg.batch_size, min=1, max=1024, description="streams (batch)", **wide
+            ),
+            "lr": W.FloatLogSlider(
+                value=cfg.lr,
+                base=10,
+                min=-5,
+                max=-1,
+                step=0.1,
+                readout_format=".1e",
+                description="learning rate",
+                **wide,
+            ),
+            "optimizer": W.Dropdown(options=list(OPTIMIZERS), value=cfg.optimizer, description="optimiser", **wide),
+            "train_chars": W.BoundedIntText(
+                value=cfg.train_chars, min=1, max=4_000_000, step=10_000, description="training characters", **wide
+            ),
+            "epochs": W.BoundedIntText(value=cfg.epochs, min=1, max=100, description="epochs", **wide),
+            "temperature": W.FloatSlider(
+                value=cfg.temperature, min=0.0, max=2.0, step=0.05, description="temperature", **wide
+            ),
+        }
+        self.train_button = W.Button(description="Train", button_style="success", icon="play")
+        self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.progress_box = W.Box()
+        self.plot = W.Image(value=render_history_png(None), format="png")
+        self.status = W.HTML(value="Choose a configuration and press <b>Train</b>.")
+        self.sample = W.HTML(value=sample_html(""))
+        self.sample.add_class("lab-sample")
+        self.train_button.on_click(self._on_train)
+        self.stop_button.on_click(self._on_stop)
+        self.run: TrainingRun | None = None
+        self.thread: threading.Thread | None = None
+        left = W.VBox([*self.controls.values(), W.HBox([self.train_button, self.stop_button])])
+        right = W.VBox([self.progress_box, self.plot, self.status])
+        self.widget = W.VBox([W.HBox([left, right]), self.sample])
+
+    # ------------------------------------------------------------------ logic behind the widgets
+    def config(self) -> ExplorerConfig:
+        """The configuration the controls show now."""
+        values = {name: control.value for name, control in self.controls.items()}
+        return ExplorerConfig(**values)
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = load_text("sherlock_canon")
+        return self._text
+
+    def _on_train(self, _button=None) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        cfg = self.config()
+        issues = cfg.problems()
+        if issues:  # report at once, before loading anything
+            self.status.value = "<b>Please fix the configuration:</b><br>" + "<br>".join(map(html.escape, issues))
+            return
+        from tqdm.notebook import tqdm as notebook_tqdm
+
+        def progress_factory(**kwargs):
+            bar = notebook_tqdm(display=False, **kwargs)
+            self.progress_box.children = (bar.container,)
+            return bar
+
+        self.sample.value = sample_html("")
+        self.run = TrainingRun(
+            cfg, self.text, progress_factory=progress_factory, on_update=self._show, device=self.device
+        )
+        self.train_button.disabled, self.stop_button.disabled = True, False
+        self.thread = threading.Thread(target=self._train_in_background, name="explorer-training", daemon=True)
+        self.thread.start()
+
+    def _train_in_background(self) -> None:
+        try:
+            self.run.run()
+        except Exception as exc:  # shown to the student rather than lost in a thread
+            self.run.status, self.run.message = "failed", f"{type(exc).__name__}: {exc}"
+            self._show(self.run)
+        finally:
+            self.train_button.disabled, self.stop_button.disabled = False, True
+
+    def _on_stop(self, _button=None) -> None:
+        if self.run is not None:
+            self.run.stop()
+            self.status.value = "stopping after this step ..."
+
+    def _show(self, run: TrainingRun) -> None:
+        if run.plot_png:
+            self.plot.value = run.plot_png
+        self.status.value = html.escape(run.message).replace("\n", "<br>")
+        if run.sample_text:
+            self.sample.value = sample_html(run.sample_text)
+
+    def wait(self, timeout: float | None = None) -> TrainingRun | None:
+        """Block until the background training ends (for tests and scripts); return the run."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return self.run
+
+    def _ipython_display_(self):  # a notebook cell ending in an Explorer shows its widget
+        from IPython.display import display
+
+        display(self.widget)
+
+    @property
+    def model(self):
+        """The model trained last (for the sampler and the hidden-state viewer)."""
+        return None if self.run is None else self.run.model
+
+    @property
+    def vocab(self):
+        return None if self.run is None else self.run.vocab
+
+
+def explorer_widget(text: str | None = None, **config) -> Explorer:
+    """Build the explorer; display ``explorer.widget`` (a notebook shows the returned object)."""
+    return Explorer(text, ExplorerConfig(**config))

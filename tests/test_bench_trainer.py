@@ -1,0 +1,24 @@
+"""The trainer benchmark's FLOP count and its building blocks (speed itself is measured by the command)."""
+
+import numpy as np
+import torch
+
+from labutils.bench import trainer
+from labutils.models import CharRNN
+
+
+def test_flops_formula_matches_the_weight_matrices():
+    """Forward MACs per character = number of weights in the matrix products (biases, embedding excluded)."""
+    for config in (trainer.ORIGINAL, trainer.LAB07):
+        model = CharRNN(65, **config)
+        weights = sum(p.numel() for n, p in model.named_parameters() if "weight" in n and "embed" not in n)
+        assert trainer.training_flops_per_char(config, 65) == 6 * weights
+
+
+def test_loops_measure_positive_rates():
+    ids = np.random.default_rng(0).integers(0, 20, 2000)
+    small = dict(embed_dim=4, hidden_size=8, num_layers=1, cell="rnn", nonlinearity="relu")
+    torch.manual_seed(0)
+    assert trainer.original_loop(CharRNN(20, **small), ids, 0.05, seq_len=10) > 0
+    assert trainer.our_trainer(CharRNN(20, **small), ids, 0.05, 4, 10, 1e-3) > 0
+    assert trainer.matmul_rate(64, 0.05) > 0

@@ -1,0 +1,200 @@
+"""Lab 01's self-checks: each diagnosis is triggered by a seeded wrong answer; the solution passes.
+
+The reference answers are extracted from ``solutions/01_rnn_forward_numpy.ipynb`` (never kept in
+labutils); the wrong answers are written here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from labutils.checks import get_check, lab01
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTION = ROOT / "solutions" / "01_rnn_forward_numpy.ipynb"
+STUDENT = ROOT / "notebooks" / "01_rnn_forward_numpy.ipynb"
+
+
+def exercise_cells(path: Path) -> dict[str, str]:
+    """``{grade_id: source}`` of the exercise (solution) code cells of a notebook."""
+    nb = nbformat.read(path, as_version=4)
+    return {
+        c.metadata["nbgrader"]["grade_id"]: c.source
+        for c in nb.cells
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
+    }
+
+
+def run_cells(sources) -> dict:
+    ns = {"np": np}
+    for src in sources:
+        exec(compile(src, "<notebook cell>", "exec"), ns)
+    return ns
+
+
+@pytest.fixture(scope="module")
+def sol() -> dict:
+    return run_cells(exercise_cells(SOLUTION).values())
+
+
+# --------------------------------------------------------------------------------- softmax
+def test_softmax_solution_passes(sol, capsys):
+    lab01.check_softmax(sol["softmax"])
+    assert "passed" in capsys.readouterr().out
+
+
+def _naive(z):
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _axis0(z):
+    e = np.exp(z - z.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def _whole(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def _no_keepdims_flat(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).reshape(len(z), -1)[:, :3]
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (_naive, "overflowed"),
+        (_axis0, "down axis 0"),
+        (_whole, "whole array"),
+        (_no_keepdims_flat, "has shape"),
+    ],
+)
+def test_softmax_diagnoses(wrong, message):
+    with np.errstate(all="ignore"), pytest.raises(AssertionError, match=message):
+        lab01.check_softmax(wrong)
+
+
+# ---------------------------------------------------------------------------- cell forward
+def test_cell_forward_solution_passes(sol):
+    lab01.check_cell_forward(sol["rnn_cell_forward"])
+
+
+def _cell(
+    sol, *, act=np.tanh, bias=True, hh_t=False, out_bias=True, apply_softmax=True, from_prev=False, transpose=False
+):
+    softmax = sol["softmax"]
+
+    def f(x_t, h_prev, p):
+        W_hh = p["W_hh"] if hh_t else p["W_hh"].T
+        z = x_t @ p["W_xh"].T + h_prev @ W_hh + (p["b_h"] if bias else 0)
+        h = act(z)
+        src = h_prev if from_prev else h
+        logits = src @ p["W_hy"].T + (p["b_y"] if out_bias else 0)
+        y = softmax(logits) if apply_softmax else logits
+        return (h.T, y.T) if transpose else (h, y)
+
+    return f
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"bias": False}, "add the bias b_h"),
+        ({"act": lambda z: np.maximum(z, 0)}, "ReLU"),
+        ({"act": lambda z: 1 / (1 + np.exp(-z))}, "sigmoid"),
+        ({"act": lambda z: z}, "apply np.tanh"),
+        ({"hh_t": True}, r"W_hh transposed"),
+        ({"out_bias": False}, "output bias b_y"),
+        ({"apply_softmax": False}, "apply your softmax"),
+        ({"from_prev": True}, "new\\* hidden state"),
+        ({"transpose": True}, "column convention"),
+    ],
+)
+def test_cell_forward_diagnoses(sol, kwargs, message):
+    with pytest.raises(AssertionError, match=message):
+        lab01.check_cell_forward(_cell(sol, **kwargs))
+
+
+# ------------------------------------------------------------------------ sequence forward
+def test_forward_solution_passes(sol):
+    lab01.check_forward(sol["rnn_forward"])
+
+
+def _forward(sol, mode):
+    cell = sol["rnn_cell_forward"]
+
+    def f(x, h0, p):
+        B, T, _ = x.shape
+        H, V = p["W_hh"].shape[0], p["W_hy"].shape[0]
+        h = np.zeros((B, T + 1 if mode == "with_h0" else T, H))
+        y = np.zeros((B, T, V))
+        h_t = h0
+        if mode == "with_h0":
+            h[:, 0] = h0
+        for t in range(T):
+            h_new, y_t = cell(x[:, t], h_t if mode != "stale" else h0, p)
+            h_t = h_new
+            h[:, t + 1 if mode == "with_h0" else t] = h_new
+            if mode == "forgot_y":
+                continue
+            if mode == "last_only":
+                y[:, -1] = y_t
+            else:
+                y[:, t] = y_t
+        if mode == "columns":
+            return h.transpose(2, 0, 1), y.transpose(2, 0, 1)
+        return h, y
+
+    return f
+
+
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("forgot_y", "never stored"),
+        ("last_only", "only the last step"),
+        ("with_h0", "not h0"),
+        ("stale", "every step starts from h0"),
+        ("columns", "column convention"),
+    ],
+)
+def test_forward_diagnoses(sol, mode, message):
+    with pytest.raises(AssertionError, match=message):
+        lab01.check_forward(_forward(sol, mode))
+
+
+def test_forward_uses_the_cell_checks(sol):
+    """A sequence loop around a wrong cell is caught too (nn.RNN is the oracle, not the cell)."""
+    sol2 = dict(sol, rnn_cell_forward=_cell(sol, bias=False))
+    with pytest.raises(AssertionError, match="differs from nn.RNN"):
+        lab01.check_forward(_forward(sol2, "ok"))
+
+
+def test_grade_ids_are_registered():
+    for gid in ("lab01-softmax", "lab01-cell-forward", "lab01-forward"):
+        assert get_check(gid).grade_id == gid
+
+
+# ------------------------------------------------------------------ the student's notebook
+def test_student_stubs_fail_and_pasted_solutions_pass():
+    if not STUDENT.exists():
+        pytest.skip("notebooks/ not generated (python -m labutils generate)")
+    student, solution = exercise_cells(STUDENT), exercise_cells(SOLUTION)
+    assert student.keys() == solution.keys()
+    ns = run_cells(student.values())
+    for gid in ("lab01-softmax", "lab01-cell-forward", "lab01-forward"):
+        check = get_check(gid)
+        with pytest.raises(NotImplementedError):
+            check(*(ns[name] for name in check.needs))
+    # Paste each solution into its stub: the checks now pass.
+    ns = run_cells(solution[gid] for gid in student)
+    for gid in ("lab01-softmax", "lab01-cell-forward", "lab01-forward"):
+        check = get_check(gid)
+        check(*(ns[name] for name in check.needs))

@@ -1,0 +1,204 @@
+"""Lab 03's self-checks pass the reference answers and name each seeded slip."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from labutils.checks import get_check, lab03
+
+
+# ------------------------------------------------------------------ reference answers (tests only)
+def stacked_ok(x, cells, h0):
+    h = list(h0)
+    outs = []
+    for t in range(x.shape[1]):
+        inp = x[:, t]
+        for l, cell in enumerate(cells):
+            h[l] = cell(inp, h[l])
+            inp = h[l]
+        outs.append(inp)
+    return torch.stack(outs, dim=1), torch.stack(h)
+
+
+def stacked_variant(kind):
+    def f(x, cells, h0):
+        h = [torch.zeros_like(h0[0]) for _ in cells] if kind == "no_h0" else list(h0)
+        if kind == "h0_swapped":
+            h = h[::-1]
+        bottom, outs = [], []
+        for t in range(x.shape[1]):
+            inp = x[:, t]
+            prev = [v for v in h]
+            for l, cell in enumerate(cells):
+                source = prev[l - 1] if (kind == "lag" and l > 0) else inp
+                h[l] = cell(source, h[l])
+                inp = h[l]
+                if kind == "detach":  # the state carried to the next step loses its history
+                    h[l] = h[l].detach()
+            bottom.append(h[0])
+            outs.append(inp)
+        out = torch.stack(bottom if kind == "bottom" else outs, dim=1)
+        hn = torch.stack(h)
+        if kind == "time_first":
+            out = out.transpose(0, 1)
+        if kind == "hn_top_only":
+            hn = h[-1]
+        if kind == "hn_reversed":
+            hn = hn.flip(0)
+        if kind == "numpy":
+            return out.detach().numpy(), hn.detach().numpy()
+        return out, hn
+
+    return f
+
+
+def test_stacked_forward_passes_reference(capsys):
+    lab03.check_stacked_forward(stacked_ok)
+    assert "equals nn.RNN" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("bottom", "first layer's states"),
+        ("no_h0", "h0 is ignored"),
+        ("h0_swapped", "each other's initial states"),
+        ("lag", "previous state"),
+        ("detach", "detached"),
+        ("time_first", "time-first"),
+        ("hn_top_only", "final state of \\*each\\* layer"),
+        ("hn_reversed", "top first"),
+        ("numpy", "no gradient reaches"),
+    ],
+)
+def test_stacked_forward_names_slip(kind, message):
+    with pytest.raises(AssertionError, match=message):
+        lab03.check_stacked_forward(stacked_variant(kind))
+
+
+# ---------------------------------------------------------------------------- windows
+def windows_ok(ids, n, stride=1):
+    starts = range(0, len(ids) - n, stride)
+    return np.array([ids[s : s + n] for s in starts], dtype=np.int64), np.array([ids[s + n] for s in starts])
+
+
+def windows_target_inside(ids, n, stride=1):
+    X, _ = windows_ok(ids, n, stride)
+    return X, X[:, -1].copy()
+
+
+def windows_last_missing(ids, n, stride=1):
+    starts = range(0, len(ids) - n - 1, stride)
+    return np.array([ids[s : s + n] for s in starts]).reshape(-1, n), np.array([ids[s + n] for s in starts])
+
+
+def windows_no_stride(ids, n, stride=1):
+    return windows_ok(ids, n, 1)
+
+
+def windows_float(ids, n, stride=1):
+    X, y = windows_ok(ids, n, stride)
+    return X.astype(float), y.astype(float)
+
+
+def windows_transposed(ids, n, stride=1):
+    X, y = windows_ok(ids, n, stride)
+    return X.T, y
+
+
+def test_windows_pass_reference(capsys):
+    lab03.check_windows(windows_ok)
+    assert "passed" in capsys.readouterr().out
+
+
+def test_windows_accept_tensors():
+    lab03.check_windows(lambda ids, n, stride=1: tuple(torch.as_tensor(a) for a in windows_ok(ids, n, stride)))
+
+
+@pytest.mark.parametrize(
+    "f, message",
+    [
+        (windows_target_inside, "inside"),
+        (windows_last_missing, "missing"),
+        (windows_no_stride, "stride .* is ignored"),
+        (windows_float, "integer ids"),
+        (windows_transposed, "one window per \\*row\\*"),
+    ],
+)
+def test_windows_name_slip(f, message):
+    with pytest.raises(AssertionError, match=message):
+        lab03.check_windows(f)
+
+
+# -------------------------------------------------------------------------- the model
+def make_model(kind="ok"):
+    class NextWordRNN(nn.Module):
+        def __init__(self, vocab_size, embed_dim, hidden_size, num_layers):
+            super().__init__()
+            self.embedding = nn.Embedding(vocab_size, embed_dim)
+            self.rnn = nn.RNN(embed_dim, hidden_size, num_layers=num_layers, batch_first=True)
+            self.out = nn.Linear(hidden_size, vocab_size)
+
+        def forward(self, x):
+            states, h_n = self.rnn(self.embedding(x))
+            if kind == "ok":
+                return self.out(states[:, -1])
+            if kind == "ok_hn":
+                return self.out(h_n[-1])
+            if kind == "all_steps":
+                return self.out(states)
+            if kind == "first_step":
+                return self.out(states[:, 0])
+            if kind == "first_layer":
+                return self.out(h_n[0])
+            if kind == "softmax":
+                return self.out(states[:, -1]).softmax(-1)
+            if kind == "hidden":
+                return states[:, -1]
+            if kind == "detached":
+                return self.out(states[:, -1].detach())
+            raise ValueError(kind)
+
+    return NextWordRNN
+
+
+@pytest.mark.parametrize("kind", ["ok", "ok_hn"])
+def test_model_forward_passes_reference(kind):
+    lab03.check_model_forward(make_model(kind))
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("all_steps", "every step"),
+        ("first_step", "first step"),
+        ("first_layer", "h_n\\[0\\]"),
+        ("softmax", "softmax was applied"),
+        ("hidden", "pass it through self.out"),
+        ("detached", "no gradient reaches"),
+    ],
+)
+def test_model_forward_names_slip(kind, message):
+    with pytest.raises(AssertionError, match=message):
+        lab03.check_model_forward(make_model(kind))
+
+
+def test_model_forward_needs_given_init():
+    class Renamed(nn.Module):
+        def __init__(self, v, e, h, l):
+            super().__init__()
+            self.emb = nn.Embedding(v, e)
+            self.rnn = nn.RNN(e, h, l, batch_first=True)
+            self.out = nn.Linear(h, v)
+
+        def forward(self, x):
+            return self.out(self.rnn(self.emb(x))[0][:, -1])
+
+    with pytest.raises(AssertionError, match="keep the given __init__"):
+        lab03.check_model_forward(Renamed)
+
+
+def test_checks_registered_under_grade_ids():
+    for gid in ("lab03-stacked-forward", "lab03-windows", "lab03-model-forward"):
+        assert get_check(gid).grade_id == gid

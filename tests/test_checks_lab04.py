@@ -1,0 +1,118 @@
+"""Lab 04's self-checks pass the reference cells and name each seeded slip."""
+
+import pytest
+import torch
+
+from labutils.checks import get_check, lab04
+
+
+# ------------------------------------------------------------------ reference answers (tests only)
+def lstm(kind="ok"):
+    def cell(x_t, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh):
+        a = x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + (0 if kind == "no_b_hh" else b_hh)
+        i, f, g, o = a.chunk(4, dim=1)
+        if kind == "if_swapped":
+            i, f = f, i
+        if kind == "fo_swapped":
+            f, o = o, f
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        if kind == "no_forget":
+            c_t = i * g
+        elif kind == "forget_is_one":
+            c_t = c_prev + i * g
+        else:
+            c_t = f * c_prev + i * g
+        if kind == "no_tanh":
+            h_t = o * c_t
+        elif kind == "no_output_gate":
+            h_t = torch.tanh(c_t)
+        else:
+            h_t = o * torch.tanh(c_t)
+        if kind == "swapped_return":
+            return c_t, h_t
+        if kind == "transposed":
+            return h_t.T, c_t.T
+        if kind == "detached_c":
+            return h_t, c_t.detach()
+        return h_t, c_t
+
+    return cell
+
+
+def gru(kind="ok"):
+    def cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
+        gi = x_t @ W_ih.T + b_ih
+        gh = h_prev @ W_hh.T + (0 if kind == "no_b_hh" else b_hh)
+        i_r, i_z, i_n = gi.chunk(3, dim=1)
+        h_r, h_z, h_n = gh.chunk(3, dim=1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        if kind == "rz_swapped":
+            r, z = z, r
+        if kind == "no_reset":
+            n = torch.tanh(i_n + h_n)
+        else:
+            n = torch.tanh(i_n + r * h_n)
+        if kind == "candidate":
+            return n
+        if kind == "z_flipped":
+            return z * n + (1 - z) * h_prev
+        if kind == "pair":
+            return (1 - z) * n + z * h_prev, n
+        if kind == "numpy":
+            return ((1 - z) * n + z * h_prev).detach().numpy()
+        return (1 - z) * n + z * h_prev
+
+    return cell
+
+
+def test_lstm_passes_reference(capsys):
+    lab04.check_lstm_cell(lstm())
+    assert "equals nn.LSTMCell" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("if_swapped", "gates are swapped.*\\(f, i, g, o\\)"),
+        ("fo_swapped", "gates are swapped.*\\(i, o, g, f\\)"),
+        ("no_forget", "forget gate is missing"),
+        ("forget_is_one", "forget gate f_t is not applied"),
+        ("no_tanh", "the tanh is missing"),
+        ("no_output_gate", "output gate is missing"),
+        ("swapped_return", "h_t and c_t are swapped"),
+        ("transposed", "batch-first"),
+        ("no_b_hh", "b_hh is not added"),
+        ("detached_c", "gradient"),
+    ],
+)
+def test_lstm_names_slip(kind, message):
+    with pytest.raises(AssertionError, match=message):
+        lab04.check_lstm_cell(lstm(kind))
+
+
+def test_gru_passes_reference(capsys):
+    lab04.check_gru_cell(gru())
+    assert "equals nn.GRUCell" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("rz_swapped", "gates are swapped.*\\(z, r, n\\)"),
+        ("no_reset", "reset gate is missing"),
+        ("candidate", "h_t is the candidate"),
+        ("z_flipped", "z_t and 1 - z_t are swapped"),
+        ("no_b_hh", "b_hh is not added"),
+        ("pair", "must return one tensor"),
+        ("numpy", "no gradient reaches"),
+    ],
+)
+def test_gru_names_slip(kind, message):
+    with pytest.raises(AssertionError, match=message):
+        lab04.check_gru_cell(gru(kind))
+
+
+def test_checks_registered_under_grade_ids():
+    for gid in ("lab04-lstm-cell", "lab04-gru-cell"):
+        assert get_check(gid).grade_id == gid

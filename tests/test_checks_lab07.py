@@ -1,0 +1,232 @@
+"""Lab 07's checks: each diagnosis fails on a seeded wrong answer and passes on a right one.
+
+The "right answers" are tiny models trained here on the canon (a few hundred steps); the checks'
+thresholds come in through ``inputs``, so the tests pick values those tiny models can meet.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from labutils.checks import get_check, lab07
+from labutils.models import CharRNN
+from labutils.text import CharVocab, stream_batches
+from labutils.train import History, fit
+
+pytestmark = pytest.mark.slow
+
+HP = dict(
+    train_chars=100_000,
+    embed_dim=16,
+    hidden_size=48,
+    num_layers=1,
+    seq_len=32,
+    batch_size=32,
+    lr=1e-2,
+    optimizer="adam",
+    epochs=1,
+)
+
+
+def _train(cell, vocab, ids, val_ids):
+    torch.manual_seed(0)
+    model = CharRNN(len(vocab), HP["embed_dim"], HP["hidden_size"], HP["num_layers"], cell, "tanh")
+    history = fit(
+        model,
+        lambda: stream_batches(ids, HP["batch_size"], HP["seq_len"]),
+        epochs=2,
+        lr=HP["lr"],
+        clip=1.0,
+        val=lambda: stream_batches(val_ids, 4, 32),
+        stateful=True,
+        progress=False,
+        device="cpu",
+    )
+    return model, history
+
+
+@pytest.fixture(scope="module")
+def trained(request):
+    import os
+
+    if not os.environ.get("LABUTILS_DATA_MIRROR"):
+        pytest.skip("needs LABUTILS_DATA_MIRROR (the canon)")
+    vocab = lab07.canon_vocab()
+    text = lab07.canon()
+    ids = vocab.encode(text[: HP["train_chars"]])
+    val_ids = vocab.encode(lab07.heldout_text()[:4000])
+    rnn, rnn_history = _train("rnn", vocab, ids, val_ids)
+    gru, gru_history = _train("gru", vocab, ids, val_ids)
+    return dict(
+        vocab=vocab,
+        rnn=rnn,
+        gru=gru,
+        rnn_history=rnn_history,
+        gru_history=gru_history,
+        rnn_hparams=dict(HP, nonlinearity="tanh"),
+        gru_hparams=dict(HP),
+    )
+
+
+def _run(check, objects, **inputs):
+    """Probe and judge as the grader does, with the given thresholds."""
+    outputs = check.run_probe(objects, check.inputs(0))
+    check.judge({**check.inputs(0), **{k: np.asarray(v) for k, v in inputs.items()}}, outputs)
+
+
+def test_checks_are_registered_under_their_grade_ids():
+    for grade_id in ("lab07-rnn-spec", "lab07-gru-spec", "lab07-losses-fall", "lab07-heldout", "lab07-samples"):
+        assert get_check(grade_id).grade_id == grade_id
+
+
+# --------------------------------------------------------------------------------- spec
+def test_spec_passes_on_the_right_models(trained, capsys):
+    lab07.check_rnn_spec(trained["rnn"], trained["rnn_hparams"])
+    lab07.check_gru_spec(trained["gru"], trained["gru_hparams"])
+    assert capsys.readouterr().out.count("all checks passed") == 2
+
+
+def test_spec_names_a_gru_given_as_the_rnn(trained):
+    with pytest.raises(AssertionError, match=r"rnn has cell='gru', expected a vanilla RNN"):
+        lab07.check_rnn_spec(trained["gru"], trained["rnn_hparams"])
+
+
+def test_spec_names_a_vocabulary_built_from_the_training_part_only():
+    small = CharVocab(lab07.canon()[:2000]) if _has_mirror() else pytest.skip("no mirror")
+    model = CharRNN(len(small), 8, 16, 1, "gru")
+    with pytest.raises(AssertionError, match=r"vocab_size=\d+, but the canon has 97 distinct characters"):
+        lab07.check_gru_spec(model, dict(HP, embed_dim=8, hidden_size=16))
+
+
+def test_spec_names_hyperparameters_that_disagree_with_the_model(trained):
+    with pytest.raises(
+        AssertionError,
+        match=r"gru_hparams\['hidden_size'\] is 64 but gru was built with "
+        r"hidden_size=48",
+    ):
+        lab07.check_gru_spec(trained["gru"], dict(HP, hidden_size=64))
+    with pytest.raises(AssertionError, match="rnn_hparams lacks nonlinearity, optimizer"):
+        lab07.check_rnn_spec(trained["rnn"], {k: v for k, v in HP.items() if k != "optimizer"})
+    with pytest.raises(AssertionError, match="should be a dict"):
+        lab07.check_gru_spec(trained["gru"], [("lr", 1e-3)])
+
+
+def test_spec_names_a_model_that_is_not_a_charrnn(trained):
+    with pytest.raises(AssertionError, match="is a Linear, not a labutils.models.CharRNN"):
+        lab07.check_gru_spec(torch.nn.Linear(3, 3), trained["gru_hparams"])
+
+
+def test_spec_names_weights_that_do_not_fit_the_configuration(trained):
+    model = CharRNN(97, 16, 48, 1, "gru")
+    model.config["hidden_size"] = 32  # changed after creation
+    with pytest.raises(AssertionError, match=r"do not fit its configuration: rnn.weight_ih_l0 has shape \(144, 16\)"):
+        lab07.check_gru_spec(model, dict(HP, hidden_size=32))
+
+
+def test_spec_names_diverged_weights(trained):
+    model = CharRNN(97, 16, 48, 1, "gru")
+    with torch.no_grad():
+        model.decoder.weight[0, 0] = float("nan")
+    with pytest.raises(AssertionError, match="decoder.weight holds NaN or infinity: training diverged"):
+        lab07.check_gru_spec(model, trained["gru_hparams"])
+
+
+# ------------------------------------------------------------------------------- losses
+def test_losses_fall_passes_on_real_histories(trained):
+    _run(
+        lab07.check_losses_fall,
+        {"rnn_history": trained["rnn_history"], "gru_history": trained["gru_history"]},
+        min_drop=0.5,
+    )
+
+
+def _fake(train, val=(3.0,)):
+    return History(
+        steps=list(range(1, len(train) + 1)),
+        train_loss=list(train),
+        val_steps=[len(train)] * len(val),
+        val_loss=list(val),
+    )
+
+
+@pytest.mark.parametrize(
+    "gru_history, message",
+    [
+        (_fake(np.full(50, 3.0)), "barely fell"),
+        (_fake(np.linspace(2.0, 4.0, 50)), "rose from 2.0"),
+        (_fake([4.0] * 20 + [float("nan")] * 5), "NaN or infinite"),
+        (_fake(np.linspace(4.0, 1.0, 50), val=()), "no held-out losses"),
+        (_fake([4.0, 3.0, 2.0]), "3 training losses"),
+    ],
+    ids=["flat", "rising", "nan", "no-val", "too-short"],
+)
+def test_losses_fall_diagnoses(trained, gru_history, message):
+    with pytest.raises(AssertionError, match=message):
+        _run(lab07.check_losses_fall, {"rnn_history": trained["rnn_history"], "gru_history": gru_history}, min_drop=0.5)
+
+
+# ----------------------------------------------------------------------------- held-out
+def test_heldout_bits_per_char_matches_an_independent_computation(trained):
+    """Oracle: one long pass over the held-out text with B=1 (no stream cuts) agrees closely."""
+    model = trained["gru"].eval()
+    ids = torch.as_tensor(trained["vocab"].encode(lab07.heldout_text()))
+    total, hidden = 0.0, None
+    with torch.no_grad():
+        for start in range(0, len(ids) - 1, 4096):
+            x, y = ids[start : start + 4096][None], ids[start + 1 : start + 4097][None]
+            x = x[:, : y.shape[1]]
+            logits, hidden = model(x, hidden)
+            total += torch.nn.functional.cross_entropy(logits[0], y[0], reduction="sum").item()
+    oracle = total / (len(ids) - 1) / math.log(2)
+    assert abs(lab07.heldout_bits_per_char(model) - oracle) < 0.02
+    assert len(lab07.heldout_text()) == round(len(lab07.canon()) * 0.05)
+    assert lab07.canon().endswith(lab07.heldout_text())
+
+
+def test_heldout_passes_trained_models_and_fails_untrained_ones(trained):
+    _run(lab07.check_heldout, {"rnn": trained["rnn"], "gru": trained["gru"]}, max_rnn_bpc=4.0, max_gru_bpc=4.0)
+    untrained = CharRNN(97, 16, 48, 1, "gru")
+    with pytest.raises(AssertionError, match=r"gru scores 6\.\d+ bits per character on the held-out text, above"):
+        _run(lab07.check_heldout, {"rnn": trained["rnn"], "gru": untrained}, max_rnn_bpc=4.0, max_gru_bpc=4.0)
+
+
+# ------------------------------------------------------------------------------ samples
+def _model_sample(model, vocab):
+    from labutils.sampling import sample
+
+    return sample(model, vocab, "Holmes", 300, temperature=0.5, generator=torch.Generator().manual_seed(0))
+
+
+def test_samples_pass_on_model_samples(trained):
+    objs = {
+        "best_rnn_sample": _model_sample(trained["rnn"], trained["vocab"]),
+        "best_gru_sample": _model_sample(trained["gru"], trained["vocab"]),
+    }
+    _run(lab07.check_samples, objs, min_words=0.25)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("Holmes said", "has 11 characters; generate at least 200"),
+        ("".join(np.random.default_rng(0).choice(list("qxzjvkw "), 300)), "does not read like text"),
+        (None, "copied verbatim from the canon"),
+        ("the " * 20 + "a" * 40 + " and" * 40, "degenerate"),
+        ("Holmes \u20ac " * 40, "never uses"),
+    ],
+    ids=["short", "gibberish", "copied", "repeated", "foreign"],
+)
+def test_samples_diagnoses(trained, bad, message):
+    if bad is None:
+        bad = lab07.canon()[100_000:100_300]
+    good = _model_sample(trained["gru"], trained["vocab"])
+    with pytest.raises(AssertionError, match=message):
+        _run(lab07.check_samples, {"best_rnn_sample": bad, "best_gru_sample": good}, min_words=0.25)
+
+
+def _has_mirror():
+    import os
+
+    return bool(os.environ.get("LABUTILS_DATA_MIRROR"))

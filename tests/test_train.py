@@ -1,0 +1,214 @@
+"""The stream trainer: NaN stop, hidden state carried, history, checkpoints, callbacks."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from labutils.models import CharRNN
+from labutils.text import CharVocab, n_stream_batches, stream_batches
+from labutils.train import (
+    NAN_ADVICE,
+    CheckpointMismatch,
+    History,
+    StopTraining,
+    StreamBatches,
+    TrainingDiverged,
+    evaluate,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+TEXT = "the quick brown fox jumps over the lazy dog. " * 20
+
+
+@pytest.fixture
+def data():
+    vocab = CharVocab(TEXT)
+    return vocab, vocab.encode(TEXT)
+
+
+def small_model(V, cell="gru", **kw):
+    torch.manual_seed(0)
+    return CharRNN(V, embed_dim=8, hidden_size=16, num_layers=1, cell=cell, **kw)
+
+
+def test_nan_stop_raises_with_advice(data):
+    vocab, ids = data
+    model = small_model(len(vocab), cell="rnn", nonlinearity="relu")
+    with pytest.raises(TrainingDiverged) as err:
+        fit(
+            model,
+            StreamBatches(ids, 4, 20),
+            epochs=50,
+            lr=1e6,
+            clip=None,
+            optimizer="sgd",
+            stateful=True,
+            progress=False,
+            device="cpu",
+        )
+    message = str(err.value)
+    assert "lower the learning rate" in message and NAN_ADVICE in message
+    assert "at step" in message
+
+
+class Recorder(nn.Module):
+    """A stateful model that records the hidden state it receives and returns its own counter."""
+
+    def __init__(self, V):
+        super().__init__()
+        self.linear = nn.Linear(1, V)
+        self.received = []
+
+    def forward(self, x, hidden=None):
+        self.received.append(None if hidden is None else hidden.clone())
+        count = torch.zeros(x.shape[0]) if hidden is None else hidden
+        logits = self.linear(x.unsqueeze(-1).float())
+        return logits, (count + x[:, -1].float()).detach()  # hidden = running sum of last inputs
+
+
+def test_hidden_state_is_carried_across_batches_and_reset_each_epoch(data):
+    vocab, ids = data
+    model = Recorder(len(vocab))
+    B, T = 3, 10
+    fit(model, StreamBatches(ids, B, T), epochs=2, stateful=True, progress=False, device="cpu")
+    n = n_stream_batches(len(ids), B, T)
+    assert len(model.received) == 2 * n
+    assert model.received[0] is None and model.received[n] is None  # each epoch starts fresh
+    expected = torch.zeros(B)
+    for k, (x, _) in enumerate(stream_batches(ids, B, T)):
+        if k > 0:
+            torch.testing.assert_close(model.received[k], expected)
+        expected = expected + torch.as_tensor(x[:, -1]).float()
+
+
+def test_stateless_model_gets_no_hidden(data):
+    vocab, ids = data
+    model = nn.Sequential(nn.Embedding(len(vocab), 4), nn.Linear(4, len(vocab)))
+    batches = [(torch.as_tensor(x), torch.as_tensor(y)) for x, y in stream_batches(ids, 4, 10)]
+    history = fit(model, batches, epochs=1, progress=False, device="cpu")
+    assert len(history.train_loss) == len(batches)
+
+
+def test_history_lengths_and_eval_every(data):
+    vocab, ids = data
+    train, val = ids[:700], ids[700:]
+    model = small_model(len(vocab))
+    history = fit(
+        model,
+        StreamBatches(train, 4, 20),
+        val=StreamBatches(val, 2, 20),
+        epochs=2,
+        stateful=True,
+        eval_every=3,
+        progress=False,
+        device="cpu",
+    )
+    n = n_stream_batches(len(train), 4, 20)
+    assert history.steps == list(range(1, 2 * n + 1))
+    assert len(history.train_loss) == 2 * n
+    assert len(history.epochs) == 2 and all("val_loss" in e for e in history.epochs)
+    assert len(history.val_steps) == len(history.val_loss) == 2 * n // 3 + 2
+    assert history.tokens_seen == 2 * 4 * ((len(train) - 1) // 4)
+    assert all(math.isfinite(v) for v in history.val_loss)
+    assert history.epochs[-1]["train_loss"] < history.train_loss[0]  # it learns something
+
+
+def test_training_lowers_heldout_loss(data):
+    vocab, ids = data
+    model = small_model(len(vocab))
+    val = StreamBatches(ids[:300], 2, 20)
+    before = evaluate(model, val, stateful=True)["loss"]
+    fit(model, StreamBatches(ids, 4, 20), epochs=5, lr=1e-2, stateful=True, progress=False, device="cpu")
+    assert evaluate(model, val, stateful=True)["loss"] < before - 0.5
+
+
+def test_callback_can_stop_training(data):
+    vocab, ids = data
+    seen = []
+
+    def stop_at_three(history):
+        seen.append(len(history.train_loss))
+        if len(history.train_loss) == 3:
+            raise StopTraining
+
+    history = fit(
+        small_model(len(vocab)),
+        StreamBatches(ids, 4, 20),
+        epochs=5,
+        stateful=True,
+        callback=stop_at_three,
+        progress=False,
+        device="cpu",
+    )
+    assert seen == [1, 2, 3] and len(history.train_loss) == 3 and history.stopped_early
+
+
+def test_max_steps_and_resuming_history(data):
+    vocab, ids = data
+    model = small_model(len(vocab))
+    history = fit(model, StreamBatches(ids, 4, 20), epochs=5, stateful=True, max_steps=4, progress=False)
+    assert len(history.train_loss) == 4 and not history.stopped_early
+    history = fit(
+        model, StreamBatches(ids, 4, 20), epochs=5, stateful=True, max_steps=2, progress=False, history=history
+    )
+    assert history.steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_stream_batches_wrapper_checks_sizes_and_has_length(data):
+    _, ids = data
+    streams = StreamBatches(ids, 4, 20)
+    assert len(streams) == len(list(streams)) == n_stream_batches(len(ids), 4, 20)
+    with pytest.raises(ValueError, match="too few"):
+        StreamBatches(ids[:3], 8, 2)
+
+
+def test_evaluate_refuses_empty_data(data):
+    vocab, _ = data
+    with pytest.raises(ValueError, match="no batches"):
+        evaluate(small_model(len(vocab)), [], stateful=True)
+
+
+def test_checkpoint_round_trip(tmp_path, data):
+    vocab, ids = data
+    model = small_model(len(vocab))
+    fit(model, StreamBatches(ids, 4, 20), epochs=1, stateful=True, progress=False, device="cpu")
+    path = save_checkpoint(tmp_path / "m.pt", model, vocab=vocab, config=model.config)
+    fresh = CharRNN(**model.config)
+    payload = load_checkpoint(path, fresh, vocab=vocab)
+    assert payload["config"] == model.config and payload["vocab"] == vocab.chars
+    x = torch.as_tensor(ids[:30]).view(1, -1)
+    torch.testing.assert_close(fresh(x)[0], model(x)[0])
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_checkpoint_refuses_other_vocab_and_shapes(tmp_path, data):
+    vocab, _ = data
+    model = small_model(len(vocab))
+    path = save_checkpoint(tmp_path / "m.pt", model, vocab=vocab, config=model.config)
+    other = CharVocab(TEXT + "Z")
+    with pytest.raises(CheckpointMismatch, match=r"different vocabulary.*'Z'"):
+        load_checkpoint(path, small_model(len(other)), vocab=other)
+    bigger = CharRNN(len(vocab), embed_dim=8, hidden_size=32, num_layers=1, cell="gru")
+    with pytest.raises(CheckpointMismatch, match=r"weight_hh_l0: checkpoint \(48, 16\) vs model \(96, 32\)"):
+        load_checkpoint(path, bigger, vocab=vocab)
+    deeper = CharRNN(len(vocab), embed_dim=8, hidden_size=16, num_layers=2, cell="gru")
+    with pytest.raises(CheckpointMismatch, match="missing from the checkpoint"):
+        load_checkpoint(path, deeper)
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path, data):
+    vocab, _ = data
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": {}, "vocab": None, "config": {}, "code": np.random.default_rng(0)}, path)
+    with pytest.raises(Exception, match="(?i)weights.only|unsupported|global"):
+        load_checkpoint(path, small_model(len(vocab)))
+
+
+def test_history_as_dict_round_trips():
+    h = History(steps=[1, 2], train_loss=[2.0, 1.0])
+    assert History(**h.as_dict()) == h
