@@ -42,6 +42,12 @@ def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         nb, _ = step.preprocess(nb, {})
     for cell in nb.cells:
         cell.metadata.pop("execution", None)  # timings written by nbclient
+    # Keep only what a student's Jupyter needs: executing a solution rewrites the rest
+    # (interpreter version, saved widget state), which would make the generated files drift.
+    nb.metadata = nbformat.NotebookNode(
+        kernelspec=nb.metadata.get("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}),
+        language_info={"name": "python"},
+    )
     return nb
 
 
