@@ -94,8 +94,7 @@ def _seq(sol, mode):
         B, T, _ = x.shape
         g = {"dx": np.zeros_like(x), "dW_xh": 0, "dW_hh": 0, "db_h": 0}
         dh_next = np.zeros_like(h0)
-        order = range(T) if mode == "overwrite_forward" else reversed(range(T))
-        for t in order:
+        for t in reversed(range(T)):
             h_prev = h[:, t - 1] if t > 0 else h0
             upstream = dh[:, t] if mode != "last_only" or t == T - 1 else 0 * dh[:, t]
             if mode != "no_carry":
@@ -103,7 +102,12 @@ def _seq(sol, mode):
             s = cell(upstream, x[:, t], h_prev, h[:, t], p)
             g["dx"][:, t] = s["dx_t"]
             for k in ("dW_xh", "dW_hh", "db_h"):
-                g[k] = s[k] if mode.startswith("overwrite") else g[k] + s[k]
+                if mode == "overwrite":  # ends up holding step 0's contribution only
+                    g[k] = s[k]
+                elif mode == "keep_last":  # holds the last step's contribution only
+                    g[k] = s[k] if t == T - 1 else g[k]
+                else:
+                    g[k] = g[k] + s[k]
             dh_next = s["dh_prev"]
         g["dh0"] = np.zeros_like(h0) if mode == "no_dh0" else dh_next
         return g
@@ -115,7 +119,7 @@ def _seq(sol, mode):
     "mode, message",
     [
         ("overwrite", "only the contribution of step 0"),
-        ("overwrite_forward", "only the contribution of the last step"),
+        ("keep_last", "only the contribution of the last step"),
         ("no_carry", "does not flow back through time"),
         ("last_only", r"Only dh\[:, -1\] is used"),
         ("no_dh0", "dh0 is all zeros"),
