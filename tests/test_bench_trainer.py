@@ -22,3 +22,27 @@ def test_loops_measure_positive_rates():
     assert trainer.original_loop(CharRNN(20, **small), ids, 0.05, seq_len=10) > 0
     assert trainer.our_trainer(CharRNN(20, **small), ids, 0.05, 4, 10, 1e-3) > 0
     assert trainer.matmul_rate(64, 0.05) > 0
+
+
+def test_lab07_config_is_the_solutions(monkeypatch):
+    """``trainer.LAB07`` must be the GRU the lab 07 solution trains in the full budget."""
+    import types
+    from pathlib import Path
+
+    import nbformat
+
+    import labutils as lu
+
+    monkeypatch.setenv("LABUTILS_BUDGET", "full")
+    path = Path(__file__).resolve().parents[1] / "solutions" / "07_sherlock_assignment.ipynb"
+    cell = next(c for c in nbformat.read(path, 4).cells if "gru_hparams = dict(" in c.source)
+    namespace = {"lu": types.SimpleNamespace(budget=lu.budget), "train_ids": range(1000)}
+    exec(cell.source, namespace)
+    hp = namespace["gru_hparams"]
+    chosen = {k: hp[k] for k in ("embed_dim", "hidden_size", "num_layers")}
+    assert chosen == {k: trainer.LAB07[k] for k in chosen}, "update labutils/bench/trainer.py's LAB07"
+    assert (hp["batch_size"], hp["seq_len"], hp["lr"]) == (
+        trainer.LAB07_STREAMS,
+        trainer.LAB07_SEQ_LEN,
+        trainer.LAB07_LR,
+    ), "update labutils/bench/trainer.py's LAB07_STREAMS, LAB07_SEQ_LEN, LAB07_LR"

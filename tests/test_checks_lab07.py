@@ -24,7 +24,7 @@ HP = dict(
     num_layers=1,
     seq_len=32,
     batch_size=32,
-    lr=1e-2,
+    lr=3e-3,  # at 1e-2 the vanilla RNN's samples fill with rare characters (see lab 07's troubleshooting)
     optimizer="adam",
     epochs=1,
 )
@@ -107,7 +107,7 @@ def test_spec_names_hyperparameters_that_disagree_with_the_model(trained):
         r"hidden_size=48",
     ):
         lab07.check_gru_spec(trained["gru"], dict(HP, hidden_size=64))
-    with pytest.raises(AssertionError, match="rnn_hparams lacks nonlinearity, optimizer"):
+    with pytest.raises(AssertionError, match="rnn_hparams lacks optimizer, nonlinearity"):
         lab07.check_rnn_spec(trained["rnn"], {k: v for k, v in HP.items() if k != "optimizer"})
     with pytest.raises(AssertionError, match="should be a dict"):
         lab07.check_gru_spec(trained["gru"], [("lr", 1e-3)])
@@ -196,7 +196,8 @@ def test_heldout_passes_trained_models_and_fails_untrained_ones(trained):
 def _model_sample(model, vocab):
     from labutils.sampling import sample
 
-    return sample(model, vocab, "Holmes", 300, temperature=0.5, generator=torch.Generator().manual_seed(0))
+    # 0.8: at 0.5 a model this small falls into runs of spaces, which the check rightly calls degenerate
+    return sample(model, vocab, "Holmes", 300, temperature=0.8, generator=torch.Generator().manual_seed(0))
 
 
 def test_samples_pass_on_model_samples(trained):
@@ -204,14 +205,14 @@ def test_samples_pass_on_model_samples(trained):
         "best_rnn_sample": _model_sample(trained["rnn"], trained["vocab"]),
         "best_gru_sample": _model_sample(trained["gru"], trained["vocab"]),
     }
-    _run(lab07.check_samples, objs, min_words=0.25)
+    _run(lab07.check_samples, objs, min_words=0.15)  # models this tiny write about 20% real words
 
 
 @pytest.mark.parametrize(
     "bad, message",
     [
         ("Holmes said", "has 11 characters; generate at least 200"),
-        ("".join(np.random.default_rng(0).choice(list("qxzjvkw "), 300)), "does not read like text"),
+        ("".join(np.random.default_rng(0).choice(list("qxzjvkwbfgp  "), 300)), "does not read like text"),
         (None, "copied verbatim from the canon"),
         ("the " * 20 + "a" * 40 + " and" * 40, "degenerate"),
         ("Holmes \u20ac " * 40, "never uses"),
@@ -223,7 +224,7 @@ def test_samples_diagnoses(trained, bad, message):
         bad = lab07.canon()[100_000:100_300]
     good = _model_sample(trained["gru"], trained["vocab"])
     with pytest.raises(AssertionError, match=message):
-        _run(lab07.check_samples, {"best_rnn_sample": bad, "best_gru_sample": good}, min_words=0.25)
+        _run(lab07.check_samples, {"best_rnn_sample": bad, "best_gru_sample": good}, min_words=0.15)
 
 
 def _has_mirror():
