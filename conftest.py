@@ -29,11 +29,23 @@ def pytest_collection_modifyitems(config, items):
         reason = KNOWN_FAILING.get(item.nodeid)
         if reason:
             item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
-    if os.environ.get("LABUTILS_BROWSER_TESTS") == "1":
-        return
-    for item in items:
-        if "tests/browser" in str(item.path).replace(os.sep, "/"):
-            item.add_marker(pytest.mark.skip(reason=BROWSER_REASON))
+    browser_tests = [item for item in items if "tests/browser" in str(item.path).replace(os.sep, "/")]
+    missing = _browser_missing() if browser_tests else ""
+    for item in browser_tests if missing else []:
+        item.add_marker(pytest.mark.skip(reason=BROWSER_REASON.format(missing=missing)))
+
+
+def _browser_missing() -> str:
+    """What the browser tests lack: "chromium", "playwright", both, or "" when nothing."""
+    import importlib.util
+    import shutil
+
+    missing = []
+    if not (os.access("/usr/bin/chromium", os.X_OK) or shutil.which("chromium")):
+        missing.append("chromium")
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("playwright")
+    return ", ".join(missing)
 
 
 def pytest_report_header(config):

@@ -36,7 +36,7 @@ NONLINEARITIES = ("tanh", "relu")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd", "adagrad")
 VAL_FRACTION = 0.05  # the held-out part of the canon, as in lab 07
 VAL_CHARS = 20_000  # how much of it the explorer evaluates on while training
-PLOT_EVERY_S = 0.5  # redraw the loss plot at most this often
+PLOT_EVERY_S = 0.5  # train at least this long between two redraws of the loss plot
 
 
 @dataclass
@@ -200,19 +200,23 @@ class TrainingRun:
             from tqdm.auto import tqdm as bar_cls
         self.bar = bar_cls(total=total, desc="training", unit="batch")
         self.status, self.message = "training", f"training a {cfg.cell.upper()} for {total} steps ..."
-        last_draw = 0.0
+        next_draw = 0.0  # perf_counter time from which the loss plot may be redrawn
         start = time.perf_counter()
 
         def callback(history):
-            nonlocal last_draw
+            nonlocal next_draw
             self.bar.update(history.steps[-1] - self.bar.n)  # fit may call back less often than every step
             self.bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", refresh=False)
             if self._stop.is_set():
                 raise StopTraining
             now = time.perf_counter()
-            if now - last_draw >= PLOT_EVERY_S:
-                last_draw = now
+            if now >= next_draw:
                 self._redraw()
+                # Count from the end of the redraw and give training at least twice the time the
+                # redraw took: on a slow machine a redraw can take longer than PLOT_EVERY_S, and
+                # the plot would otherwise be redrawn after every step, most of the run's time.
+                done = time.perf_counter()
+                next_draw = done + max(PLOT_EVERY_S, 2 * (done - now))
 
         try:
             fit(

@@ -9,10 +9,11 @@ a dialog or as an error in the browser console.
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
-from labpage import open_notebook
+from labpage import cell_count, open_notebook
 
-NOTEBOOKS = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 
 # Console errors that say nothing about our notebooks. Each entry: a regular expression matched
 # against "console.error: <text>" / "pageerror: <text>", and why it is harmless.
@@ -26,15 +27,18 @@ def unexpected(errors: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "name", NOTEBOOKS or [pytest.param(None, marks=pytest.mark.skip(reason="notebooks/ is empty"))]
+    "path",
+    NOTEBOOKS or [pytest.param(None, marks=pytest.mark.skip(reason="notebooks/ is empty"))],
+    ids=lambda p: p.stem if p else "none",
 )
-def test_notebook_opens_cleanly(name, page, jupyter_lab, shoot):
-    panel = open_notebook(page, jupyter_lab, f"notebooks/{name}")
-    # Give the stored outputs and the Markdown (MathJax) time to render before judging.
-    page.wait_for_load_state("networkidle")
-    cells = panel.locator(".jp-Cell").count()
-    assert cells > 0, f"{name}: no cells rendered"
+def test_notebook_opens_cleanly(path, page, jupyter_lab, shoot):
+    panel = open_notebook(page, f"notebooks/{path.name}")  # waits until its kernel is idle
+    expected = len(nbformat.read(path, as_version=4).cells)
+    cells = cell_count(panel)
+    assert cells == expected, f"{path.name}: JupyterLab shows {cells} cells, the file has {expected}"
+    rendered = panel.locator(".jp-MarkdownCell .jp-RenderedMarkdown")
+    assert rendered.count() > 0, f"{path.name}: no Markdown cell rendered"
     dialogs = page.locator(".jp-Dialog")
-    assert dialogs.count() == 0, f"{name}: JupyterLab shows a dialog: {dialogs.first.inner_text()[:500]!r}"
-    shoot(page, name.removesuffix(".ipynb"))
-    assert not unexpected(page.errors), f"{name}: browser console errors:\n" + "\n".join(page.errors)
+    assert dialogs.count() == 0, f"{path.name}: JupyterLab shows a dialog: {dialogs.first.inner_text()[:500]!r}"
+    shoot(page, path.stem)
+    assert not unexpected(page.errors), f"{path.name}: browser console errors:\n" + "\n".join(page.errors)

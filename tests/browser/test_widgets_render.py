@@ -1,71 +1,46 @@
-"""ipywidgets render and react in JupyterLab: a minimal notebook, then lab 00's widget cell.
+"""The course's widgets render and react in JupyterLab, in the notebooks students open.
 
-The minimal notebook separates "the harness and the widgets front-end work" from "our widget
-works": if this test fails, no widget in the course can work for students either.
+Lab 00's slider is the students' own proof that widgets work; lab 02's gradient explorer must
+show vanishing gradients (a blue curve) below spectral radius 1 and exploding ones (red) above.
+The last test loads JupyterLab without the widgets front-end and proves that the assertions
+used here notice: the page then shows the widget's plain-text repr instead of the widget.
 """
 
 import pytest
 from labpage import (
+    WIDGETS_MANAGER,
     assert_widgets_rendered,
+    code_cell,
+    colour_pixels,
     image_digest,
     open_notebook,
-    run_all,
+    run_cell,
     set_slider,
     wait_image_changes,
-    write_notebook,
 )
 
-SLIDER_AND_PLOT = [
-    "import ipywidgets as widgets\nimport matplotlib.pyplot as plt\nimport numpy as np",
-    '''\
-slider = widgets.IntSlider(value=1, min=1, max=8, description="frequency")
-out = widgets.Output()
+LAB00 = "notebooks/00_setup.ipynb"
+LAB02 = "notebooks/02_bptt_numpy.ipynb"
+# matplotlib's default colours, which plot_gradient_norms uses for the two regimes.
+REGIMES = {"vanishing (blue)": (31, 119, 180), "exploding (red)": (214, 39, 40)}
 
 
-def draw(change=None):
-    """Redraw the sine of the chosen frequency into the Output widget."""
-    with out:
-        out.clear_output(wait=True)
-        x = np.linspace(0, 2 * np.pi, 200)
-        plt.figure(figsize=(4, 2))
-        plt.plot(x, np.sin(slider.value * x))
-        plt.show()
+def _readout(slider) -> str:
+    return slider.locator(".widget-readout").inner_text().strip()
 
 
-slider.observe(draw, names="value")
-draw()
-widgets.VBox([slider, out])''',
-]
-
-
-def test_slider_redraws_plot(page, jupyter_lab, scratch_dir, shoot):
-    write_notebook(scratch_dir / "slider.ipynb", SLIDER_AND_PLOT)
-    panel = open_notebook(page, jupyter_lab, f"{scratch_dir.name}/slider.ipynb")
-    run_all(page, panel)
-    output = panel.locator(".jp-CodeCell").nth(1).locator(".jp-OutputArea")
-    slider = output.locator(".widget-slider")
-    assert_widgets_rendered(output, minimum=3)  # VBox, slider, Output
-    img = output.locator(".widget-output img")
-    img.wait_for()
-    before = image_digest(img)
-    shoot(page, "rendered")
-
-    set_slider(slider, 5)
-    wait_image_changes(img, before)
-    assert slider.locator(".widget-readout").inner_text().strip() == "5"
-    shoot(page, "after-slider")
-    assert not page.errors, page.errors
+def _require(server, relpath: str) -> None:
+    if not (server.root_dir / relpath).exists():
+        pytest.fail(f"{relpath} is missing")
 
 
 def test_lab00_widget_cell(page, jupyter_lab, shoot):
-    """Lab 00 ends with a slider that redraws tanh(w x): the students' own proof that widgets work."""
-    folder = "notebooks" if (jupyter_lab.root_dir / "notebooks" / "00_setup.ipynb").exists() else "solutions"
-    if not (jupyter_lab.root_dir / folder / "00_setup.ipynb").exists():
-        pytest.fail("lab 00 (00_setup.ipynb) is missing from notebooks/ and solutions/")
-    panel = open_notebook(page, jupyter_lab, f"{folder}/00_setup.ipynb")
-    run_all(page, panel)
-    cell = panel.locator(".jp-CodeCell").filter(has_text="interact(")
-    assert cell.count() == 1, f"expected one cell using interact in lab 00, found {cell.count()}"
+    """Lab 00 ends with a slider that redraws tanh(w x); it needs the imports of the first cell."""
+    _require(jupyter_lab, LAB00)
+    panel = open_notebook(page, LAB00)
+    run_cell(code_cell(panel, "import ipywidgets"))
+    cell = code_cell(panel, "@interact(")
+    run_cell(cell)
     output = cell.locator(".jp-OutputArea")
     assert_widgets_rendered(output, minimum=3)  # the interact box, its slider and its output
     interact = output.locator(".widget-interact").first
@@ -73,48 +48,65 @@ def test_lab00_widget_cell(page, jupyter_lab, shoot):
     img = interact.locator(".widget-output img").first
     img.wait_for()
     interact.scroll_into_view_if_needed()
+    assert float(_readout(slider)) == 1.0
     before = image_digest(img)
     shoot(page, "rendered")
 
     set_slider(slider, 3.0)
     wait_image_changes(img, before)
-    assert slider.locator(".widget-readout").inner_text().strip() == "3.0"
+    assert float(_readout(slider)) == 3.0
     shoot(page, "after-slider")
     assert not page.errors, page.errors
 
 
+def explorer_output(panel):
+    """Run lab 02's gradient-explorer cell (it needs no other cell) and return its output area."""
+    cell = code_cell(panel, "gradient_explorer()")
+    run_cell(cell)
+    return cell.locator(".jp-OutputArea")
+
+
 def test_lab02_gradient_explorer(page, jupyter_lab, shoot):
-    """Lab 02: Run All, then move "spectral radius" from below 1 to above 1; the plot must change."""
-    lab02 = "solutions/02_bptt_numpy.ipynb"
-    if not (jupyter_lab.root_dir / lab02).exists():
-        pytest.fail(f"{lab02} is missing")
-    panel = open_notebook(page, jupyter_lab, lab02)
-    run_all(page, panel)
-    # The output of the cell that calls gradient_explorer() (found by its code, which the
-    # front-end shows whether or not the widgets render).
-    cell = panel.locator(".jp-CodeCell").filter(has_text="gradient_explorer()")
-    assert cell.count() == 1, f"expected one cell calling gradient_explorer() in lab 02, found {cell.count()}"
-    explorer = cell.locator(".jp-OutputArea")
-    assert_widgets_rendered(explorer, minimum=5)  # box, sliders, toggle buttons, image
-    radius = page.locator("label.widget-label", has_text="spectral radius")
-    slider = explorer.locator(".widget-slider").filter(has=radius)
+    """Move "spectral radius" from 0.80 to 1.30: the plot changes from a blue to a red curve."""
+    _require(jupyter_lab, LAB02)
+    panel = open_notebook(page, LAB02)
+    explorer = explorer_output(panel)
+    assert_widgets_rendered(explorer, minimum=5)  # boxes, two sliders, the toggle buttons, the image
+    slider = explorer.locator(".widget-slider").filter(
+        has=page.locator("label.widget-label", has_text="spectral radius")
+    )
     img = explorer.locator(".widget-image").first
     img.wait_for()
     explorer.scroll_into_view_if_needed()
-
     start = image_digest(img)
-    assert _readout(slider) != "0.80", "the test expects the explorer to start at another radius than 0.80"
+    assert _readout(slider) == "0.90", "the test expects the explorer to start at spectral radius 0.90"
+
     set_slider(slider, 0.8)
     below = wait_image_changes(img, start)
     assert _readout(slider) == "0.80"
     shoot(page, "radius-0.80")
-    set_slider(slider, 1.2)
-    above = wait_image_changes(img, below)
-    assert _readout(slider) == "1.20"
-    assert above != below
-    shoot(page, "radius-1.20")
+    colours = colour_pixels(img, REGIMES)
+    assert colours["vanishing (blue)"] > 100 > colours["exploding (red)"], f"at radius 0.80: {colours}"
+
+    set_slider(slider, 1.3)
+    wait_image_changes(img, below)
+    assert _readout(slider) == "1.30"
+    shoot(page, "radius-1.30")
+    colours = colour_pixels(img, REGIMES)
+    assert colours["exploding (red)"] > 100 > colours["vanishing (blue)"], f"at radius 1.30: {colours}"
     assert not page.errors, page.errors
 
 
-def _readout(slider) -> str:
-    return slider.locator(".widget-readout").inner_text().strip()
+def test_missing_widgets_frontend_is_noticed(lab_tab, jupyter_lab, shoot):
+    """Without @jupyter-widgets/jupyterlab-manager the explorer cell runs but shows no widget,
+    and ``assert_widgets_rendered`` -- the assertion every widget test relies on -- fails."""
+    _require(jupyter_lab, LAB02)
+    with lab_tab(disabled=[WIDGETS_MANAGER]) as tab:
+        panel = open_notebook(tab, LAB02)
+        explorer = explorer_output(panel)
+        with pytest.raises(AssertionError, match=r"plain-text repr .VBox\(children=") as failure:
+            assert_widgets_rendered(explorer, minimum=5)
+        explorer.scroll_into_view_if_needed()
+        shoot(tab, "no-widgets-frontend")
+        assert explorer.locator(".jupyter-widgets").count() == 0
+        print(f"assert_widgets_rendered without the widgets front-end: {failure.value}")
