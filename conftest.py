@@ -49,4 +49,6 @@ def _browser_missing() -> str:
 
 
 def pytest_report_header(config):
-    return f"left out of nbval until verified: {', '.join(sorted(UNVERIFIED_LABS))}"
+    if UNVERIFIED_LABS:
+        return f"left out of nbval until verified: {', '.join(sorted(UNVERIFIED_LABS))}"
+    return None

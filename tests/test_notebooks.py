@@ -115,7 +115,9 @@ def test_student_notebook_runs_up_to_its_first_exercise(path, tmp_path):
     if first is None:
         assert not errors, f"{path.name} failed in cell {list(errors)}: {list(errors.values())[:1]}"
         return
-    assert len(errors) == 1, f"{path.name}: expected one error (the first stub), got cells {sorted(errors)}"
-    ((index, error),) = errors.items()
+    # The first error is the first stub; cells after it up to its check may fail in turn (lab 07
+    # trains with two exercises' results before its first check), those before it must not.
+    index = min(errors)
+    error = errors[index]
     assert first[0] <= index <= first[1], f"{path.name}: cell {index}, before the first exercise, failed"
     assert error["ename"] == "NotImplementedError", f"{path.name}: {error['ename']}: {error['evalue']}"
