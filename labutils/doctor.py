@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import platform
 import sys
@@ -11,7 +12,18 @@ from pathlib import Path
 PACKAGES = ["numpy", "torch", "matplotlib", "tqdm", "pooch", "ipywidgets", "jupyterlab", "nbformat", "labutils"]
 
 
+# Server-side packages the notebooks never import: their installed version is enough, and
+# importing JupyterLab's server stack would cost seconds for nothing.
+NOT_IMPORTED = {"jupyterlab"}
+
+
 def _version(name: str) -> str | None:
+    """The version of an installed package; importing it, so that a broken install shows as missing."""
+    if name in NOT_IMPORTED:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
     try:
         module = importlib.import_module(name)
     except ImportError:

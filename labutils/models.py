@@ -17,6 +17,29 @@ def _detach(hidden):
     return tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
 
 
+def _recurrent_layers(
+    cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0, nonlinearity: str = "tanh"
+) -> nn.Module:
+    """``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` (batch first), after checking the names a student may mistype.
+
+    ``dropout`` applies between layers, so it is dropped for a single layer (PyTorch warns
+    otherwise); ``nonlinearity`` ("tanh" or "relu") applies to ``cell="rnn"`` only.
+    """
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+    return CELLS[cell](
+        input_size,
+        hidden_size,
+        num_layers=num_layers,
+        batch_first=True,
+        dropout=dropout if num_layers > 1 else 0.0,
+        **extra,
+    )
+
+
 # ============================================================================ CharRNN (labs 06, 07)
 class CharRNN(nn.Module):
     """Character-level language model: Embedding -> recurrent layers -> Linear decoder.
@@ -37,10 +60,6 @@ class CharRNN(nn.Module):
     ):
         super().__init__()
         cell = cell.lower()
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.config = dict(
             vocab_size=vocab_size,
             embed_dim=embed_dim,
@@ -51,15 +70,7 @@ class CharRNN(nn.Module):
             dropout=dropout,
         )
         self.embed = nn.Embedding(vocab_size, embed_dim)
-        extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-        self.rnn = CELLS[cell](
-            embed_dim,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
-            **extra,
-        )
+        self.rnn = _recurrent_layers(cell, embed_dim, hidden_size, num_layers, dropout, nonlinearity)
         self.decoder = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, x: torch.Tensor, hidden=None):
@@ -95,8 +106,6 @@ class WordLM(nn.Module):
     ):
         super().__init__()
         cell = cell.lower()
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         self.config = dict(
             vocab_size=vocab_size,
             embed_dim=embed_dim,
@@ -106,9 +115,7 @@ class WordLM(nn.Module):
             dropout=dropout,
         )
         self.embedding = nn.Embedding(vocab_size, embed_dim)
-        self.recurrent = CELLS[cell](
-            embed_dim, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
-        )
+        self.recurrent = _recurrent_layers(cell, embed_dim, hidden_size, num_layers, dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, x: torch.Tensor, hidden=None):
@@ -140,8 +147,6 @@ class SequenceClassifier(nn.Module):
     ):
         super().__init__()
         cell = cell.lower()
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         self.config = dict(
             vocab_size=vocab_size,
             n_classes=n_classes,
@@ -154,9 +159,7 @@ class SequenceClassifier(nn.Module):
         )
         self.pack = pack
         self.embedding = nn.Embedding(vocab_size, embed_dim)
-        self.recurrent = CELLS[cell](
-            embed_dim, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
-        )
+        self.recurrent = _recurrent_layers(cell, embed_dim, hidden_size, num_layers, dropout)
         self.drop = nn.Dropout(dropout)
         self.classify = nn.Linear(hidden_size, n_classes)
 

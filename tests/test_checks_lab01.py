@@ -8,32 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
+from exercises import exercise_cells, run_cells
 
 from labutils.checks import get_check, lab01
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "01_rnn_forward_numpy.ipynb"
 STUDENT = ROOT / "notebooks" / "01_rnn_forward_numpy.ipynb"
-
-
-def exercise_cells(path: Path) -> dict[str, str]:
-    """``{grade_id: source}`` of the exercise (solution) code cells of a notebook."""
-    nb = nbformat.read(path, as_version=4)
-    return {
-        c.metadata["nbgrader"]["grade_id"]: c.source
-        for c in nb.cells
-        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
-    }
-
-
-def run_cells(sources) -> dict:
-    ns = {"np": np}
-    for src in sources:
-        exec(compile(src, "<notebook cell>", "exec"), ns)
-    return ns
 
 
 @pytest.fixture(scope="module")

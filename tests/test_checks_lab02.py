@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
+from exercises import exercise_cells, run_cells
 
 from labutils.checks import get_check, lab02
 
@@ -18,22 +18,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "02_bptt_numpy.ipynb"
 STUDENT = ROOT / "notebooks" / "02_bptt_numpy.ipynb"
 GRADE_IDS = ("lab02-cell-backward", "lab02-backward", "lab02-clip", "lab02-adagrad")
-
-
-def exercise_cells(path: Path) -> dict[str, str]:
-    nb = nbformat.read(path, as_version=4)
-    return {
-        c.metadata["nbgrader"]["grade_id"]: c.source
-        for c in nb.cells
-        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
-    }
-
-
-def run_cells(sources) -> dict:
-    ns = {"np": np}
-    for src in sources:
-        exec(compile(src, "<notebook cell>", "exec"), ns)
-    return ns
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ OURS_STREAMS = 128  # streams trained side by side by our trainer (same model, s
 
 # The lab 07 solution's GRU (keep in step with solutions/07_*.ipynb).
 LAB07 = dict(embed_dim=64, hidden_size=256, num_layers=2, cell="gru", nonlinearity="tanh")
-LAB07_STREAMS, LAB07_SEQ_LEN, LAB07_LR = 64, 100, 3e-3
+LAB07_STREAMS, LAB07_SEQ_LEN, LAB07_LR = 128, 50, 3e-3
 MATMUL_N = 2048
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
