@@ -4,6 +4,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 # Notebooks executed by nbval inherit this environment: small sizes unless told otherwise.
 os.environ.setdefault("LABUTILS_BUDGET", "ci")
 # No MPLBACKEND here: kernels would inherit it and draw nothing inline.  Without a display,
@@ -22,9 +24,33 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
-def pytest_collection_modifyitems(config, items):
-    import pytest
+# Scopes that take longest on a 2-core CI machine (worker-seconds measured in whole-suite runs),
+# scheduled first so that no xdist worker ends the run alone with a long one. Everything else
+# keeps pytest's order; the cells of a notebook always keep theirs.
+HEAVY_SCOPES = (
+    "tests/test_grading.py",  # grades every real lab twice (solution, untouched)
+    "tests/browser",  # one JupyterLab and one browser tab for the whole folder
+    "tests/test_notebooks.py",  # runs each student notebook up to its first exercise
+    "tests/test_bench_numpy_lm.py",
+    "tests/test_cli.py",
+    "solutions/07_sherlock_assignment.ipynb",
+    "solutions/06_char_generation.ipynb",
+)
 
+
+def scope_of(nodeid: str) -> str:
+    """The xdist scheduling unit of a test: its module, or the whole browser folder."""
+    path = nodeid.split("::")[0]
+    return "tests/browser" if path.startswith("tests/browser/") else path
+
+
+def _heaviness(item) -> int:
+    scope = scope_of(item.nodeid)
+    return HEAVY_SCOPES.index(scope) if scope in HEAVY_SCOPES else len(HEAVY_SCOPES)
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=_heaviness)  # stable: the order inside a scope is kept
     for item in items:
         reason = KNOWN_FAILING.get(item.nodeid)
         if reason:
@@ -52,3 +78,20 @@ def pytest_report_header(config):
     if UNVERIFIED_LABS:
         return f"left out of nbval until verified: {', '.join(sorted(UNVERIFIED_LABS))}"
     return None
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, absent without it
+def pytest_xdist_make_scheduler(config, log):
+    """With ``--dist loadscope``: the same, but all of tests/browser is one unit (one worker, one
+    JupyterLab). Each worker that runs a browser test starts its own JupyterLab and loads its page
+    (tens of seconds each on 2 cores); grouping the folder pays for that once.
+    """
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BrowserTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return scope_of(nodeid)
+
+    return BrowserTogether(config, log)
