@@ -79,6 +79,10 @@ def test_solution_metadata_follows_the_conventions(path):
                 assert meta["grade_id"] in cell.source or checks[meta["grade_id"]].title, meta["grade_id"]
 
 
+def _code(nb) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
 def _first_exercise(nb) -> tuple[int, int] | None:
     """Index of the first exercise cell and of the first graded cell after it (its self-check)."""
     for i, cell in enumerate(nb.cells):
@@ -99,8 +103,12 @@ def test_student_notebook_runs_up_to_its_first_exercise(path, tmp_path):
         pytest.skip(UNVERIFIED_REASON)
     nb = nbformat.read(path, as_version=4)
     first = _first_exercise(nb)
-    if first is not None:
-        nb.cells = nb.cells[: first[1] + 1]
+    if first is None:
+        # No exercise (lab 00): the student version is the solution's code, which nbval runs whole.
+        solution = nbformat.read(ROOT / "solutions" / path.name, as_version=4)
+        assert _code(nb) == _code(solution), f"{path.name} has no exercise but differs from its solution"
+        return
+    nb.cells = nb.cells[: first[1] + 1]
     client = NotebookClient(
         nb, timeout=300, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(tmp_path)}}
     )
@@ -112,11 +120,9 @@ def test_student_notebook_runs_up_to_its_first_exercise(path, tmp_path):
         for o in c.outputs
         if o.get("output_type") == "error"
     }
-    if first is None:
-        assert not errors, f"{path.name} failed in cell {list(errors)}: {list(errors.values())[:1]}"
-        return
     # The first error is the first stub; cells after it up to its check may fail in turn (lab 07
     # trains with two exercises' results before its first check), those before it must not.
+    assert errors, f"{path.name}: the stub of the first exercise raised nothing"
     index = min(errors)
     error = errors[index]
     assert first[0] <= index <= first[1], f"{path.name}: cell {index}, before the first exercise, failed"
