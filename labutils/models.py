@@ -2,7 +2,9 @@
 
 * ``CharRNN``: Embedding -> ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` -> Linear, for labs 06 and 07.
   ``forward(x, hidden)`` returns the logits and the *detached* new hidden state, so truncated
-  BPTT can carry the state across batches without backpropagating into earlier ones.
+  BPTT can carry the state across batches without backpropagating into earlier ones.  A notebook
+  may pass its own recurrent layer class (``layer=``; lab 07's CPU-friendly GRU) as long as it
+  has the PyTorch layer's parameters, so the weights always load into the standard model too.
 """
 
 from __future__ import annotations
@@ -40,12 +42,42 @@ def _recurrent_layers(
     )
 
 
+def _check_layer_parameters(layer: nn.Module, cell: str, input_size: int, hidden_size: int, num_layers: int):
+    """Raise ``ValueError`` unless ``layer`` has the parameter names and shapes of the PyTorch layer.
+
+    That is what lets a model trained with a custom layer be saved, graded and sampled as the
+    standard ``CharRNN`` (its ``config`` names only the cell).
+    """
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    wanted = {}
+    for k in range(num_layers):
+        inputs = input_size if k == 0 else hidden_size
+        wanted |= {
+            f"weight_ih_l{k}": (G * hidden_size, inputs),
+            f"weight_hh_l{k}": (G * hidden_size, hidden_size),
+            f"bias_ih_l{k}": (G * hidden_size,),
+            f"bias_hh_l{k}": (G * hidden_size,),
+        }
+    got = {name: tuple(p.shape) for name, p in layer.named_parameters()}
+    if got != wanted:
+        wrong = sorted(set(wanted.items()) ^ set(got.items()))
+        raise ValueError(
+            f"layer={type(layer).__name__} must have the parameters of nn.{CELLS[cell].__name__} "
+            f"(names and shapes), so that its weights load into the standard model; these differ: {wrong[:4]}"
+        )
+
+
 # ============================================================================ CharRNN (labs 06, 07)
 class CharRNN(nn.Module):
     """Character-level language model: Embedding -> recurrent layers -> Linear decoder.
 
     Shapes: ``x`` (B, T) int64 -> logits (B, T, V); hidden (L, B, H), or a pair of them for
     the LSTM.  ``nonlinearity`` ("tanh" or "relu") applies to ``cell="rnn"`` only.
+
+    ``layer``: a class to use instead of ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM``, called as
+    ``layer(embed_dim, hidden_size, num_layers=..., batch_first=True, dropout=...)``; it must
+    compute the same function with the same parameter names and shapes (checked here), so
+    ``CharRNN(**model.config)`` rebuilds the model with the standard layer from its weights.
     """
 
     def __init__(
@@ -57,6 +89,7 @@ class CharRNN(nn.Module):
         cell: str = "gru",
         nonlinearity: str = "tanh",
         dropout: float = 0.0,
+        layer: type[nn.Module] | None = None,
     ):
         super().__init__()
         cell = cell.lower()
@@ -70,7 +103,16 @@ class CharRNN(nn.Module):
             dropout=dropout,
         )
         self.embed = nn.Embedding(vocab_size, embed_dim)
-        self.rnn = _recurrent_layers(cell, embed_dim, hidden_size, num_layers, dropout, nonlinearity)
+        if layer is None:
+            self.rnn = _recurrent_layers(cell, embed_dim, hidden_size, num_layers, dropout, nonlinearity)
+        else:
+            if cell not in CELLS:
+                raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+            if cell == "rnn" and nonlinearity != "tanh":
+                raise ValueError("layer= replaces the recurrent layer; leave nonlinearity='tanh' when you pass one")
+            dropout = dropout if num_layers > 1 else 0.0
+            self.rnn = layer(embed_dim, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout)
+            _check_layer_parameters(self.rnn, cell, embed_dim, hidden_size, num_layers)
         self.decoder = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, x: torch.Tensor, hidden=None):

@@ -80,3 +80,30 @@ def generate(solutions: Path = SOLUTIONS, notebooks: Path = NOTEBOOKS, *, check:
     if check:
         changed += [f"{name} (no matching solution)" for name in strays]
     return changed
+
+
+def run_tagged_cells(notebook: Path, tag: str, names: tuple[str, ...], namespace: dict | None = None) -> dict:
+    """Execute the code cells of ``notebook`` tagged ``tag``; return their namespace.
+
+    This is how the benchmarks run a lab's own code (labutils holds no exercise answers).
+    ``namespace`` seeds the globals the cells expect.  Raises ``FileNotFoundError`` with advice
+    when the notebook is missing (a student release ships ``notebooks/`` only) and
+    ``LookupError`` when no cell carries the tag or the cells do not define all of ``names``.
+    """
+    notebook = Path(notebook)
+    if not notebook.exists():
+        raise FileNotFoundError(
+            f"{notebook} not found: this runs code from the solution notebook, which a student release "
+            "does not contain. Run it from the instructors' repository."
+        )
+    nb = nbformat.read(notebook, as_version=4)
+    sources = [c.source for c in nb.cells if c.cell_type == "code" and tag in c.metadata.get("tags", [])]
+    if not sources:
+        raise LookupError(f"no code cell of {notebook.name} is tagged {tag!r}")
+    namespace = {"__name__": f"{notebook.stem}_{tag}", **(namespace or {})}
+    for src in sources:
+        exec(compile(src, f"{notebook.name}[{tag}]", "exec"), namespace)
+    missing = [n for n in names if n not in namespace]
+    if missing:
+        raise LookupError(f"the cells of {notebook.name} tagged {tag!r} define no {', '.join(missing)}")
+    return namespace

@@ -1,8 +1,10 @@
 """The trainer benchmark's FLOP count and its building blocks (speed itself is measured by the command)."""
 
 import numpy as np
+import pytest
 import torch
 
+import labutils as lu
 from labutils.bench import trainer
 from labutils.models import CharRNN
 
@@ -15,13 +17,27 @@ def test_flops_formula_matches_the_weight_matrices():
         assert trainer.training_flops_per_char(config, 65) == 6 * weights
 
 
-def test_loops_measure_positive_rates():
+def test_loops_measure_every_step_but_the_first():
     ids = np.random.default_rng(0).integers(0, 20, 2000)
     small = dict(embed_dim=4, hidden_size=8, num_layers=1, cell="rnn", nonlinearity="relu")
     torch.manual_seed(0)
-    assert trainer.original_loop(CharRNN(20, **small), ids, 0.05, seq_len=10) > 0
-    assert trainer.our_trainer(CharRNN(20, **small), ids, 0.05, 4, 10, 1e-3) > 0
+    for steps, chars_per_step in (
+        (trainer.original_loop(CharRNN(20, **small), ids, 0.05, seq_len=10), 10),
+        (trainer.our_trainer(CharRNN(20, **small), ids, 0.05, 4, 10, 1e-3), 4 * 10),
+    ):
+        assert len(steps) >= 1, "no step timed"
+        assert all(chars == chars_per_step and seconds > 0 for chars, seconds in steps)
     assert trainer.matmul_rate(64, 0.05) > 0
+
+
+def test_mfu_is_measured_with_lab07s_own_gru_layer(tmp_path):
+    """On a CPU the bench trains the solution's FastGRU (run from its tagged cells), not nn.GRU."""
+    layer = trainer.lab07_gru_layer()
+    assert layer.__name__ == ("FastGRU" if lu.device().type == "cpu" else "GRU")
+    model = CharRNN(20, **trainer.LAB07, layer=layer)
+    assert model(torch.zeros(2, 3, dtype=torch.long))[0].shape == (2, 3, 20)
+    with pytest.raises(FileNotFoundError, match="student release"):
+        trainer.lab07_gru_layer(tmp_path / "07_sherlock_assignment.ipynb")
 
 
 def test_lab07_config_is_the_solutions(monkeypatch):
@@ -30,8 +46,6 @@ def test_lab07_config_is_the_solutions(monkeypatch):
     from pathlib import Path
 
     import nbformat
-
-    import labutils as lu
 
     monkeypatch.setenv("LABUTILS_BUDGET", "full")
     path = Path(__file__).resolve().parents[1] / "solutions" / "07_sherlock_assignment.ipynb"

@@ -44,26 +44,10 @@ def load_lab02_model(notebook: Path = NOTEBOOK) -> dict:
     Raises ``FileNotFoundError`` with advice when the solutions are not there (a student release
     ships notebooks/ only) and ``LookupError`` when no cell carries the tag.
     """
-    import nbformat
-
     import labutils
+    from labutils.notebooks import run_tagged_cells
 
-    if not notebook.exists():
-        raise FileNotFoundError(
-            f"{notebook} not found: this benchmark runs lab 02's model from the solution notebook, which a "
-            "student release does not contain. Run it from the instructors' repository."
-        )
-    nb = nbformat.read(notebook, as_version=4)
-    sources = [c.source for c in nb.cells if c.cell_type == "code" and TAG in c.metadata.get("tags", [])]
-    if not sources:
-        raise LookupError(f"no code cell of {notebook.name} is tagged {TAG!r}")
-    namespace = {"np": np, "lu": labutils, "__name__": "lab02_numpy_lm"}
-    for src in sources:
-        exec(compile(src, f"{notebook.name}[{TAG}]", "exec"), namespace)
-    missing = [n for n in ("init_char_lm", "train_char_lm") if n not in namespace]
-    if missing:
-        raise LookupError(f"the cells tagged {TAG!r} define no {', '.join(missing)}")
-    return namespace
+    return run_tagged_cells(notebook, TAG, ("init_char_lm", "train_char_lm"), {"np": np, "lu": labutils})
 
 
 # ---------------------------------------------------------------- the tutorial-style baseline
