@@ -128,3 +128,16 @@ def test_char_rnn_refuses_a_layer_with_other_parameters(cells):
         CharRNN(11, 6, H, 2, "lstm", layer=cells["FastGRU"])  # a GRU's 3H rows where an LSTM has 4H
     with pytest.raises(ValueError, match="leave nonlinearity"):
         CharRNN(11, 6, H, 1, "rnn", "relu", layer=nn.RNN)
+
+
+def test_run_tagged_cells_names_what_is_missing(tmp_path):
+    import nbformat
+
+    path = tmp_path / "lab.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["mine"]})])
+    nbformat.write(nb, path)
+    assert run_tagged_cells(path, "mine", ("x",))["x"] == 1
+    with pytest.raises(LookupError, match="tagged 'other'"):
+        run_tagged_cells(path, "other", ("x",))
+    with pytest.raises(LookupError, match="define no y"):
+        run_tagged_cells(path, "mine", ("x", "y"))
