@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # gate blocks stacked in each weight matrix (rows G * H)
 
 
 def _detach(hidden):
@@ -48,7 +49,7 @@ def _check_layer_parameters(layer: nn.Module, cell: str, input_size: int, hidden
     That is what lets a model trained with a custom layer be saved, graded and sampled as the
     standard ``CharRNN`` (its ``config`` names only the cell).
     """
-    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    G = GATES[cell]
     wanted = {}
     for k in range(num_layers):
         inputs = input_size if k == 0 else hidden_size

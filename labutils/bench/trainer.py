@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models import GATES
+
 ORIGINAL = dict(embed_dim=100, hidden_size=512, num_layers=3, cell="rnn", nonlinearity="relu")
 ORIGINAL_LR, ORIGINAL_SEQ_LEN = 1e-3, 50
 OURS_STREAMS = 128  # streams trained side by side by our trainer (same model, same sequence length)
@@ -48,7 +50,6 @@ LAB07 = dict(embed_dim=64, hidden_size=256, num_layers=2, cell="gru", nonlineari
 LAB07_STREAMS, LAB07_SEQ_LEN, LAB07_LR = 128, 50, 3e-3
 LAB07_NOTEBOOK = Path(__file__).resolve().parents[2] / "solutions" / "07_sherlock_assignment.ipynb"
 MATMUL_N = 2048
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
 def training_flops_per_char(config: dict, vocab_size: int) -> float:
