@@ -141,20 +141,6 @@ class LabServer:
         else:
             threading.Thread(target=shutdown, name="shutdown-kernels", daemon=True).start()
 
-    def wait_no_sessions(self, timeout_s: float = 180) -> None:
-        """Return once the server holds no session, deleting any left over (a deletion asked for in
-        the background can time out while a kernel is busy on a loaded machine). A notebook opened
-        at the path of a surviving session would reconnect to that session's old kernel, with the
-        previous test's widgets still in it."""
-        deadline = time.monotonic() + timeout_s
-        while sessions := self.api("GET", "sessions"):
-            if time.monotonic() > deadline:
-                pytest.fail(f"kernel sessions still running after {timeout_s:.0f} s: {[x['path'] for x in sessions]}")
-            for session in sessions:
-                with contextlib.suppress(OSError):  # gone meanwhile, or slow: asked again next round
-                    self.api("DELETE", f"sessions/{session['id']}")
-            time.sleep(1)
-
     def set_disabled_extensions(self, names) -> None:
         """Write ``labconfig/page_config.json`` as ``jupyter labextension disable`` would.
 
@@ -356,7 +342,6 @@ def page(_lab_tab, jupyter_lab, request):
     from labpage import close_all_documents
 
     close_all_documents(_lab_tab)
-    jupyter_lab.wait_no_sessions()  # every test starts its notebooks with fresh kernels
     _lab_tab.errors.clear()
     yield _lab_tab
     report = getattr(request.node, "report_call", None)
