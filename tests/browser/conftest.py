@@ -66,11 +66,15 @@ DEFAULT_MS = 60_000
 
 
 def pytest_collection_modifyitems(items):
-    """Every test in this folder drives a browser: mark it so ``-m "not browser"`` skips them."""
+    """Every test in this folder drives a browser: mark it so ``-m "not browser"`` skips them.
+
+    The explorer test runs last: on a saturated machine a later test in the shared tab twice saw
+    "widget model not found" after it (cause not yet found; see the session 6 note)."""
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: Path(str(item.fspath)).name == "test_explorer.py")  # stable
 
 
 @pytest.hookimpl(hookwrapper=True)
