@@ -60,21 +60,23 @@ CHROMIUM_ARGS = [
 # permission in a toast and try to reach the internet; they are not part of what students use.
 ALWAYS_DISABLED = ["@jupyterlab/apputils-extension:announcements"]
 
+# JupyterLab user settings of every test server. Autosave is off: the tests never save, and an
+# autosave (every 120 s by default) during a long test on a loaded machine once wrote the
+# explorer's widget outputs into lab 07; the next test to open lab 07 then rendered widget views
+# whose models no kernel held ("Error: widget model not found" in the console).
+USER_SETTINGS = {"@jupyterlab/docmanager-extension/plugin": {"autosave": False}}
+
 # Limits (milliseconds) for a loaded 2-core CI machine; a passing run never waits them out.
 PAGE_LOAD_MS = 240_000
 DEFAULT_MS = 60_000
 
 
 def pytest_collection_modifyitems(items):
-    """Every test in this folder drives a browser: mark it so ``-m "not browser"`` skips them.
-
-    The explorer test runs last: on a saturated machine a later test in the shared tab twice saw
-    "widget model not found" after it (cause not yet found; see the session 6 note)."""
+    """Every test in this folder drives a browser: mark it so ``-m "not browser"`` skips them."""
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.browser)
-    items.sort(key=lambda item: Path(str(item.fspath)).name == "test_explorer.py")  # stable
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -187,6 +189,14 @@ class LabServer:
                 self.process.wait(timeout=10)
 
 
+def write_user_settings(settings_dir: Path, settings: dict[str, dict]) -> None:
+    """Write ``{plugin id: {setting: value}}`` where JupyterLab's settings editor would."""
+    for plugin, values in settings.items():
+        path = settings_dir / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+
+
 def start_lab(workdir: Path, disabled_extensions=(), wait: bool = True) -> LabServer:
     """Start JupyterLab serving ``workdir/root``; with ``wait``, wait until its REST API answers.
 
@@ -201,6 +211,7 @@ def start_lab(workdir: Path, disabled_extensions=(), wait: bool = True) -> LabSe
     log_path = workdir / "jupyterlab.log"
     server = LabServer(f"http://127.0.0.1:{port}", token, root_dir, workdir / "config", log_path, None)
     server.set_disabled_extensions(disabled_extensions)
+    write_user_settings(workdir / "settings", USER_SETTINGS)
 
     env = dict(os.environ)
     env.update(
@@ -347,6 +358,7 @@ def page(_lab_tab, jupyter_lab, request):
 
     close_all_documents(_lab_tab)
     _lab_tab.errors.clear()
+    before = _notebook_stamps(jupyter_lab.root_dir)
     yield _lab_tab
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
@@ -356,6 +368,24 @@ def page(_lab_tab, jupyter_lab, request):
             _lab_tab.screenshot(path=str(SCREENSHOTS / f"{name}-FAILED.png"))
     close_all_documents(_lab_tab)
     jupyter_lab.shutdown_kernels(wait=False)
+    after = _notebook_stamps(jupyter_lab.root_dir)
+    changed = sorted(path for path, stamp in before.items() if after.get(path, stamp) != stamp)
+    assert not changed, (
+        f"the test left these served notebooks changed on disk (tests never save; a saved copy "
+        f"with outputs would be what the next test opens): {changed}"
+    )
+
+
+def _notebook_stamps(root: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime in ns) of every notebook under ``root`` (checkpoints aside), by relative path."""
+    stamps = {}
+    for path in root.rglob("*.ipynb"):
+        if ".ipynb_checkpoints" in path.parts:
+            continue
+        with contextlib.suppress(OSError):  # a scratch notebook removed meanwhile
+            stat = path.stat()
+            stamps[str(path.relative_to(root))] = (stat.st_size, stat.st_mtime_ns)
+    return stamps
 
 
 @pytest.fixture
