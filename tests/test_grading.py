@@ -3,7 +3,8 @@
 A tiny fixture lab (two automatic items, one written answer; checks in
 ``tests/fixtures/grading/gradefix_checks.py``) carries the adversarial suite: one grading run over
 a folder of complete, partial, broken, malicious and not-notebook submissions, then one test per
-claim.  The real labs are calibrated once each (solutions full marks, student notebooks zero).
+claim.  The real labs are calibrated once each (solutions full marks, student notebooks zero, and
+every student notebook runs without error up to its first exercise's stub).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -514,6 +516,22 @@ REAL = [
 ]
 
 
+# Labs with a code exercise (lab 05's only exercise is a written answer).
+REAL_WITH_CODE = [
+    p
+    for p in REAL
+    if any(c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution") for c in nbformat.read(p, 4).cells)
+]
+
+
+def test_every_lab_with_an_exercise_is_calibrated():
+    """The calibration below is also what runs the student notebooks up to their first exercise."""
+    for path in sorted((ROOT / "solutions").glob("*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        if any(c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution") for c in cells):
+            assert path in REAL_WITH_CODE or path.name in UNVERIFIED_LABS, f"{path.name}: an exercise, no graded cell"
+
+
 @pytest.fixture(scope="module")
 def real_graded(tmp_path_factory):
     """Students ``solution`` (every solution notebook) and ``untouched`` (every student notebook), one folder each."""
@@ -548,6 +566,49 @@ def test_every_untouched_student_notebook_scores_zero(real_graded, path):
     row = rows["untouched"]
     assert all(row[i.grade_id] == "0" for i in lab.auto_items), row
     assert all(row[i.grade_id] == "manual" for i in lab.manual_items)
+
+
+def _first_exercise(nb) -> tuple[int, int, str]:
+    """The first exercise cell and the first graded cell after it (its check), each as the grader's
+    feedback numbers them (code cells counted from 1), and that check's grade_id."""
+    code_number, exercise = 0, None
+    for cell in nb.cells:
+        code_number += cell.cell_type == "code"
+        meta = cell.metadata.get("nbgrader", {})
+        if exercise is None and cell.cell_type == "code" and meta.get("solution"):
+            exercise = code_number
+        elif exercise is not None and meta.get("grade"):
+            return exercise, code_number, meta["grade_id"]
+    raise AssertionError("no exercise followed by a graded cell")
+
+
+def _lab_section(feedback: str, lab: str) -> str:
+    """The part of a feedback file about one lab (from its ``## lab`` heading to the next)."""
+    match = re.search(rf"^## {re.escape(lab)}: .*?(?=^## |\Z)", feedback, re.M | re.S)
+    assert match, f"no section for {lab} in the feedback"
+    return match.group(0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", REAL_WITH_CODE, ids=lambda p: p.stem)
+def test_untouched_student_notebook_runs_up_to_its_first_exercise(real_graded, path):
+    """Every cell before the first exercise works, and the first exercise's stub raises
+    NotImplementedError: in the exercise cell itself, or in its check when the stub sits inside a
+    function.  Read from the calibration's run of the untouched student notebook, whose feedback
+    lists the errors of code cells in order and marks an item whose code raised
+    NotImplementedError "not done"."""
+    _, out = real_graded
+    exercise, check, check_id = _first_exercise(nbformat.read(ROOT / "notebooks" / path.name, as_version=4))
+    section = _lab_section(_feedback(out, "untouched"), path.stem)
+    errors = [(int(m[1]), m[2]) for m in re.finditer(r"^\* code cell (\d+): (\w+)", section, re.M)]
+    early = [e for e in errors if e[0] < exercise]
+    assert not early, f"{path.name}: code cell(s) before the first exercise (code cell {exercise}) failed: {early}"
+    raised_in_cell = bool(errors) and errors[0][0] <= check and errors[0][1] == "NotImplementedError"
+    check_not_done = re.search(rf"\(`{re.escape(check_id)}`\) \|[^\n]*\| not done \|", section) is not None
+    assert raised_in_cell or check_not_done, (
+        f"{path.name}: the first exercise (code cell {exercise}) did not raise NotImplementedError "
+        f"before its check {check_id} (code cell {check}); errors: {errors[:3]}\n{section}"
+    )
 
 
 def test_solutions_stay_an_nbgrader_source():

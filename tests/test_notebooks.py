@@ -1,4 +1,4 @@
-"""The notebooks: student versions up to date, free of answers, and runnable up to their first exercise."""
+"""The notebooks: student versions up to date and free of answers (tests/test_grading.py runs them)."""
 
 import shutil
 import subprocess
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from labutils.checks import all_checks
 from labutils.notebooks import generate
@@ -83,47 +82,14 @@ def _code(nb) -> list[str]:
     return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
-def _first_exercise(nb) -> tuple[int, int] | None:
-    """Index of the first exercise cell and of the first graded cell after it (its self-check)."""
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and _nbgrader(cell).get("solution"):
-            after = [j for j in range(i + 1, len(nb.cells)) if _nbgrader(nb.cells[j]).get("grade")]
-            return i, (after[0] if after else i)
-    return None
+def has_code_exercise(path: Path) -> bool:
+    return any(c.cell_type == "code" and _nbgrader(c).get("solution") for c in nbformat.read(path, 4).cells)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", STUDENT, ids=lambda p: p.name)
-def test_student_notebook_runs_up_to_its_first_exercise(path, tmp_path):
-    """Every cell before the first exercise works; the stub then raises NotImplementedError
-    (in the exercise cell itself, or in its self-check when the stub sits inside a function)."""
-    from lab_status import UNVERIFIED_LABS, UNVERIFIED_REASON
-
-    if path.name in UNVERIFIED_LABS:
-        pytest.skip(UNVERIFIED_REASON)
-    nb = nbformat.read(path, as_version=4)
-    first = _first_exercise(nb)
-    if first is None:
-        # No exercise (lab 00): the student version is the solution's code, which nbval runs whole.
-        solution = nbformat.read(ROOT / "solutions" / path.name, as_version=4)
-        assert _code(nb) == _code(solution), f"{path.name} has no exercise but differs from its solution"
-        return
-    nb.cells = nb.cells[: first[1] + 1]
-    client = NotebookClient(
-        nb, timeout=300, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(tmp_path)}}
-    )
-    client.execute()
-    errors = {
-        i: o
-        for i, c in enumerate(nb.cells)
-        if c.cell_type == "code"
-        for o in c.outputs
-        if o.get("output_type") == "error"
-    }
-    # The first error is the first stub; cells after it up to its check may fail in turn (lab 07
-    # trains with two exercises' results before its first check), those before it must not.
-    assert errors, f"{path.name}: the stub of the first exercise raised nothing"
-    index = min(errors)
-    error = errors[index]
-    assert first[0] <= index <= first[1], f"{path.name}: cell {index}, before the first exercise, failed"
-    assert error["ename"] == "NotImplementedError", f"{path.name}: {error['ename']}: {error['evalue']}"
+@pytest.mark.parametrize("path", [p for p in STUDENT if not has_code_exercise(p)], ids=lambda p: p.name)
+def test_a_student_notebook_without_code_exercise_is_its_solutions_code(path):
+    """Labs 00 and 05 have no code exercise: the student version runs the solution's code, which
+    nbval runs whole. (Notebooks with code exercises are run up to their first exercise in
+    tests/test_grading.py, from the grader's calibration run of the untouched student notebooks.)"""
+    solution = nbformat.read(ROOT / "solutions" / path.name, as_version=4)
+    assert _code(nbformat.read(path, as_version=4)) == _code(solution), f"{path.name} differs from its solution"
