@@ -28,9 +28,9 @@ def pytest_ignore_collect(collection_path, config):
 # scheduled first so that no xdist worker ends the run alone with a long one. Everything else
 # keeps pytest's order; the cells of a notebook always keep theirs.
 HEAVY_SCOPES = (
-    "tests/test_grading.py",  # grades every real lab twice (solution, untouched)
+    "tests/test_grading.py",  # grades every real lab twice (solution; untouched, which runs it up to the stubs)
     "tests/browser",  # one JupyterLab and one browser tab for the whole folder
-    "tests/test_notebooks.py",  # runs each student notebook up to its first exercise
+    "tests/test_notebooks.py",  # generate --check, twice
     "tests/test_bench_numpy_lm.py",
     "tests/test_cli.py",
     "solutions/07_sherlock_assignment.ipynb",

@@ -506,6 +506,7 @@ def test_files_that_are_not_notebooks_get_a_row_with_the_reason(graded, name, re
 
 
 # ------------------------------------------------------------------------- the real labs
+from exercises import exercise_cells  # noqa: E402 - next to this file
 from lab_status import UNVERIFIED_LABS  # noqa: E402 - the root conftest.py
 
 REAL = [
@@ -516,19 +517,13 @@ REAL = [
 ]
 
 
-# Labs with a code exercise (lab 05's only exercise is a written answer).
-REAL_WITH_CODE = [
-    p
-    for p in REAL
-    if any(c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution") for c in nbformat.read(p, 4).cells)
-]
+REAL_WITH_CODE = [p for p in REAL if exercise_cells(p)]  # lab 05's only exercise is a written answer
 
 
 def test_every_lab_with_an_exercise_is_calibrated():
     """The calibration below is also what runs the student notebooks up to their first exercise."""
     for path in sorted((ROOT / "solutions").glob("*.ipynb")):
-        cells = nbformat.read(path, as_version=4).cells
-        if any(c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution") for c in cells):
+        if exercise_cells(path):
             assert path in REAL_WITH_CODE or path.name in UNVERIFIED_LABS, f"{path.name}: an exercise, no graded cell"
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from exercises import exercise_cells
 
 from labutils.checks import all_checks
 from labutils.notebooks import generate
@@ -82,13 +83,9 @@ def _code(nb) -> list[str]:
     return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
-def has_code_exercise(path: Path) -> bool:
-    return any(c.cell_type == "code" and _nbgrader(c).get("solution") for c in nbformat.read(path, 4).cells)
-
-
-@pytest.mark.parametrize("path", [p for p in STUDENT if not has_code_exercise(p)], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in STUDENT if not exercise_cells(p)], ids=lambda p: p.name)
 def test_a_student_notebook_without_code_exercise_is_its_solutions_code(path):
-    """Labs 00 and 05 have no code exercise: the student version runs the solution's code, which
+    """Labs 00, 05 and 06 have no code exercise: the student version runs the solution's code, which
     nbval runs whole. (Notebooks with code exercises are run up to their first exercise in
     tests/test_grading.py, from the grader's calibration run of the untouched student notebooks.)"""
     solution = nbformat.read(ROOT / "solutions" / path.name, as_version=4)
