@@ -214,6 +214,20 @@ def test_instrument_replaces_untouched_test_cells_and_keeps_edited_ones(tmp_path
     assert run.cells[-1].metadata["labutils"] == {"probe": "fix-add"} and "fix-add" in notes[0]
 
 
+def test_cells_after_the_last_check_are_not_run(tmp_path, solutions_dir):
+    """They cannot change a score; in labs 02-04 they train models for minutes."""
+    lab = load_lab(solutions_dir / "90_fixture.ipynb")
+    nb = with_cell(fixture_solution(), "trained = train_for_an_hour()", after="fix-scale")
+    run, _ = instrument(nb, lab, tmp_path)
+    assert run.cells[-1].metadata["labutils"] == {"probe": "fix-scale"}
+    assert not any("train_for_an_hour" in c.source for c in run.cells)
+    # Without a lab's last test cell, its probe runs at the very end, after every cell.
+    del nb.cells[_index(nb, "fix-scale")]
+    run, _ = instrument(nb, lab, tmp_path)
+    assert [c.source for c in run.cells[-3:-1]] == ["trained = train_for_an_hour()", "print('the end')"]
+    assert run.cells[-1].metadata["labutils"] == {"probe": "fix-scale"}
+
+
 def test_find_test_cell_without_metadata_by_the_check_call(solutions_dir):
     lab = load_lab(solutions_dir / "90_fixture.ipynb")
     nb = _copy(fixture_solution())
@@ -298,7 +312,7 @@ CHEATS = {
         lambda out: with_cell(
             with_cell(wrong_scale(), "import sys\nsys.exit('all tests passed')"),
             "import os\nos._exit(0)",
-            after="fix-scale",
+            after="fix-scale-code",  # before the last check: cells after it are not run
         ),
         2,
     ),

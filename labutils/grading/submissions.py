@@ -204,7 +204,9 @@ def instrument(nb, lab: Lab, io_dir: Path) -> tuple[nbformat.NotebookNode, list[
 
     A test cell left as distributed is replaced by the probe (it only called the check, whose
     verdict in the kernel counts for nothing); an edited one runs as the student's code, then the
-    probe.  A missing test cell puts the probe at the end.  Returns the notebook and notes.
+    probe.  A missing test cell puts the probe at the end.  The code cells after the last probe
+    are left out: they cannot change a score, and in several labs they train a model for minutes.
+    Returns the notebook and notes.
     """
     notes = []
     after: dict[int, list[Item]] = {}
@@ -233,6 +235,9 @@ def instrument(nb, lab: Lab, io_dir: Path) -> tuple[nbformat.NotebookNode, list[
             cells.append(nbformat.v4.new_code_cell(cell.source, metadata={"labutils": {"code_cell": code_number}}))
         cells.extend(probe_cell(item) for item in items_here)
     cells.extend(probe_cell(item) for item in at_end)
+    probes = [i for i, cell in enumerate(cells) if "probe" in cell.metadata["labutils"]]
+    if probes:
+        del cells[probes[-1] + 1 :]
     run = nbformat.v4.new_notebook(cells=cells)
     run.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return run, notes
