@@ -5,8 +5,8 @@ Per submitted notebook (a *job*), in this, the grader's, process:
 1. draw each automatic item's inputs with a fresh secret seed (``Check.inputs``) and write them
    to the job's scratch folder as ``.npz``;
 2. start ``python -m labutils.grading.worker`` (its own session), which runs the notebook with its
-   probes, up to the last probe, in a limited kernel and stops at the deadline; a backstop kills the worker and all it
-   started if it overstays;
+   probes (up to the last probe) in a limited kernel and stops at the deadline; a backstop kills
+   the worker and all it started if it overstays;
 3. read each probe's outputs with ``numpy.load(allow_pickle=False)`` after checking the file's
    size, and hand them to ``Check.judge`` together with the inputs kept here -- so the verdict
    never depends on code or objects from the submission, only on the arrays its code returned.
