@@ -19,6 +19,7 @@ from labutils.train import (
     evaluate,
     fit,
     load_checkpoint,
+    make_optimizer,
     save_checkpoint,
 )
 
@@ -84,6 +85,65 @@ def test_hidden_state_is_carried_across_batches_and_reset_each_epoch(data):
         if k > 0:
             torch.testing.assert_close(model.received[k], expected)
         expected = expected + torch.as_tensor(x[:, -1]).float()
+
+
+class BatchCounter(nn.Module):
+    """A stateful model whose hidden state (L=1, B, 2) counts the batches since it was last zero.
+
+    With ``pair=True`` it carries an LSTM-like pair ``(h, c)`` of such counters.
+    """
+
+    def __init__(self, V, pair=False):
+        super().__init__()
+        self.linear, self.pair = nn.Linear(1, V), pair
+        self.received = []
+
+    def forward(self, x, hidden=None):
+        B = x.shape[0]
+        if hidden is None:
+            hidden = (torch.zeros(1, B, 2), torch.zeros(1, B, 2)) if self.pair else torch.zeros(1, B, 2)
+        self.received.append(hidden)
+        logits = self.linear(x.unsqueeze(-1).float())
+        if self.pair:
+            return logits, (hidden[0] + 1, hidden[1] + 1)
+        return logits, hidden + 1
+
+
+def test_state_reset_zeroes_each_stream_with_the_given_probability(data):
+    vocab, ids = data
+    B, T, p = 16, 2, 0.25
+    ids = np.tile(ids, 20)  # 562 batches of 16 streams: about 9,000 draws
+    model = BatchCounter(len(vocab))
+    torch.manual_seed(0)
+    fit(model, StreamBatches(ids, B, T), epochs=1, stateful=True, state_reset=p, progress=False, device="cpu")
+    carried = model.received[1:]  # the first batch of an epoch starts from zero anyway
+    assert max(int(h.max()) for h in carried) > 5, "the counter never advanced: was the state carried at all?"
+    zeroed = torch.cat([h[0, :, 0] == 0 for h in carried]).float()
+    # binomial: one standard deviation is about 0.005, so 0.02 is four of them
+    assert abs(zeroed.mean().item() - p) < 0.02, f"{zeroed.mean():.3f} of the states were reset, want {p}"
+    for h in model.received:
+        assert torch.equal(h[..., 0], h[..., 1]), "a stream was reset in one unit but not the other"
+
+
+def test_state_reset_zero_keeps_every_stream_and_pairs_reset_together(data):
+    vocab, ids = data
+    model = BatchCounter(len(vocab))
+    fit(model, StreamBatches(ids, 4, 10), epochs=1, stateful=True, state_reset=0.0, progress=False, device="cpu")
+    for k, h in enumerate(model.received):
+        assert torch.equal(h, torch.full_like(h, float(k))), "state_reset=0 must carry every stream"
+    lstm_like = BatchCounter(len(vocab), pair=True)
+    torch.manual_seed(0)
+    fit(lstm_like, StreamBatches(ids, 8, 2), epochs=1, stateful=True, state_reset=0.5, progress=False, device="cpu")
+    assert any(bool((h == 0).any()) for h, _ in lstm_like.received[1:]), "no stream was ever reset"
+    for h, c in lstm_like.received:
+        assert torch.equal(h == 0, c == 0), "an LSTM's h and c must be reset together"
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0, 2])
+def test_state_reset_outside_0_1_is_refused(data, p):
+    vocab, ids = data
+    with pytest.raises(ValueError, match="state_reset"):
+        fit(BatchCounter(len(vocab)), StreamBatches(ids, 4, 10), stateful=True, state_reset=p, progress=False)
 
 
 def test_stateless_model_gets_no_hidden(data):
@@ -212,3 +272,19 @@ def test_checkpoint_loads_with_weights_only(tmp_path, data):
 def test_history_as_dict_round_trips():
     h = History(steps=[1, 2], train_loss=[2.0, 1.0])
     assert History(**h.as_dict()) == h
+
+
+def test_adam_is_fused_on_the_cpu_and_steps_like_torch_adam():
+    torch.manual_seed(0)
+    ours, reference = nn.Linear(30, 20), nn.Linear(30, 20)
+    reference.load_state_dict(ours.state_dict())
+    opt = make_optimizer(ours, "adam", 1e-2)
+    assert opt.defaults["fused"], "Adam on the CPU should use PyTorch's fused kernel"
+    ref_opt = torch.optim.Adam(reference.parameters(), lr=1e-2, foreach=False)
+    for _ in range(20):
+        x = torch.randn(8, 30)
+        for model, o in ((ours, opt), (reference, ref_opt)):
+            o.zero_grad()
+            (model(x) ** 2).mean().backward()
+            o.step()
+    torch.testing.assert_close(ours.weight, reference.weight, rtol=0, atol=1e-6)

@@ -47,7 +47,7 @@ OURS_STREAMS = 128  # streams trained side by side by our trainer (same model, s
 
 # The lab 07 solution's GRU (keep in step with solutions/07_*.ipynb).
 LAB07 = dict(embed_dim=64, hidden_size=512, num_layers=2, cell="gru", nonlinearity="tanh")
-LAB07_STREAMS, LAB07_SEQ_LEN, LAB07_LR = 32, 50, 3e-3
+LAB07_STREAMS, LAB07_SEQ_LEN, LAB07_LR = 64, 50, 4e-3
 LAB07_NOTEBOOK = Path(__file__).resolve().parents[2] / "solutions" / "07_sherlock_assignment.ipynb"
 MATMUL_N = 2048
 
