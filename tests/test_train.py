@@ -288,3 +288,11 @@ def test_adam_is_fused_on_the_cpu_and_steps_like_torch_adam():
             (model(x) ** 2).mean().backward()
             o.step()
     torch.testing.assert_close(ours.weight, reference.weight, rtol=0, atol=1e-6)
+
+
+def test_make_optimizer_passes_betas_to_adam_and_refuses_them_elsewhere():
+    model = nn.Linear(3, 2)
+    assert make_optimizer(model, "adam", 1e-3, betas=(0.9, 0.99)).defaults["betas"] == (0.9, 0.99)
+    assert make_optimizer(model, "adamw", 1e-3).defaults["betas"] == (0.9, 0.999)
+    with pytest.raises(ValueError, match="adam and adamw only"):
+        make_optimizer(model, "sgd", 1e-3, betas=(0.9, 0.99))
