@@ -18,7 +18,8 @@ def test_flops_formula_matches_the_weight_matrices():
 
 
 def test_loops_measure_every_step_but_the_first():
-    ids = np.random.default_rng(0).integers(0, 20, 2000)
+    # 2,001 ids: 4 streams of 500 inputs, 50 full batches of 10 (no short last batch to count apart)
+    ids = np.random.default_rng(0).integers(0, 20, 2001)
     small = dict(embed_dim=4, hidden_size=8, num_layers=1, cell="rnn", nonlinearity="relu")
     torch.manual_seed(0)
     for steps, chars_per_step in (
@@ -28,6 +29,7 @@ def test_loops_measure_every_step_but_the_first():
         assert len(steps) >= 1, "no step timed"
         assert all(chars == chars_per_step and seconds > 0 for chars, seconds in steps)
     assert trainer.matmul_rate(64, 0.05) > 0
+    assert trainer.matmul_rate(64, 0.05, dtype=torch.bfloat16) > 0
 
 
 def test_mfu_is_measured_with_lab07s_own_gru_layer(tmp_path):
@@ -36,6 +38,8 @@ def test_mfu_is_measured_with_lab07s_own_gru_layer(tmp_path):
     assert layer.__name__ == ("FastGRU" if lu.device().type == "cpu" else "GRU")
     model = CharRNN(20, **trainer.LAB07, layer=layer)
     assert model(torch.zeros(2, 3, dtype=torch.long))[0].shape == (2, 3, 20)
+    bf16 = trainer.lab07_gru_layer(name="BF16FastGRU")
+    assert bf16.__name__ == "BF16FastGRU" and bf16.matmul_dtype is torch.bfloat16
     with pytest.raises(FileNotFoundError, match="student release"):
         trainer.lab07_gru_layer(tmp_path / "07_sherlock_assignment.ipynb")
 

@@ -1,5 +1,6 @@
 """Lab 07's given ``FastGRU`` (the cells tagged ``fast-gru``) against its oracles: ``nn.GRU`` with the
-same weights, in float64, and ``torch.autograd.gradcheck``; and ``CharRNN(layer=...)``."""
+same weights, in float64, and ``torch.autograd.gradcheck``; ``BF16FastGRU`` against ``FastGRU`` in
+float32 and against products rounded by hand; and ``CharRNN(layer=...)``."""
 
 from pathlib import Path
 
@@ -17,7 +18,8 @@ B, T, I, H = 3, 7, 4, 5
 
 @pytest.fixture(scope="module")
 def cells():
-    return run_tagged_cells(NOTEBOOK, "fast-gru", ("FastGRU", "GRULayerFunction", "GRU_LAYER"), {"lu": lu})
+    names = ("FastGRU", "BF16FastGRU", "GRULayerFunction", "GRU_LAYER", "mm")
+    return run_tagged_cells(NOTEBOOK, "fast-gru", names, {"lu": lu})
 
 
 def make_pair(cells, num_layers, dtype=torch.float64, seed=0):
@@ -108,6 +110,41 @@ def test_rejects_time_first_input_and_wrong_width(cells):
 
 def test_gru_layer_is_fast_gru_on_cpu_only(cells):
     assert cells["GRU_LAYER"] is (cells["FastGRU"] if lu.device().type == "cpu" else nn.GRU)
+
+
+def test_mm_rounds_to_the_dtype_of_its_second_factor(cells):
+    """float32 factors: exactly torch.addmm; a bfloat16 b: a rounded to bfloat16, the product rounded
+    to bfloat16, add in float32."""
+    torch.manual_seed(6)
+    a, b, add = torch.randn(8, 32), torch.randn(32, 24), torch.randn(24)
+    mm = cells["mm"]
+    assert torch.equal(mm(a, b, add=add), torch.addmm(add, a, b))
+    out = torch.empty(8, 24)
+    assert mm(a, b.bfloat16(), add=add, out=out) is out and out.dtype == torch.float32
+    by_hand = (a.bfloat16().double() @ b.bfloat16().double()).bfloat16().double()
+    # The product's sums may round to a neighbouring bfloat16 number: 2^-8 apart, relatively.
+    torch.testing.assert_close(out.double() - add.double(), by_hand, atol=1e-5, rtol=2**-7)
+    assert (out - torch.addmm(add, a, b)).abs().max() > 1e-3  # rounded, not float32
+    assert mm(a, b.bfloat16()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_bf16_fast_gru_is_fast_gru_with_rounded_products(cells, with_h0):
+    """Outputs and every gradient within 2% of FastGRU's in float32, and not equal to them."""
+    torch.manual_seed(7)
+    fast = cells["FastGRU"](16, 64, 2)
+    bf16 = cells["BF16FastGRU"](16, 64, 2)
+    bf16.load_state_dict(fast.state_dict())
+    assert bf16.matmul_dtype is torch.bfloat16 and fast.matmul_dtype is None
+    x = torch.randn(4, 30, 16, requires_grad=True)
+    h0 = torch.randn(2, 4, 64, requires_grad=True) if with_h0 else None
+    R, S = torch.randn(4, 30, 64), torch.randn(2, 4, 64)
+    got, want = outputs_and_gradients(bf16, x, h0, R, S), outputs_and_gradients(fast, x, h0, R, S)
+    names = ["out", "h_n", "x"] + (["h0"] if with_h0 else []) + [n for n, _ in fast.named_parameters()]
+    for name, g, w in zip(names, got, want, strict=True):
+        assert g.dtype == torch.float32, f"{name} is {g.dtype}"
+        error = ((g - w).norm() / w.norm()).item()
+        assert 1e-5 < error < 2e-2, f"{name}: relative error {error:.1e}"
 
 
 def test_char_rnn_trained_with_fast_gru_loads_into_the_standard_model(cells):

@@ -12,6 +12,9 @@ Two figures, each a ratio of two rates measured in the same process, interleaved
   since labutils holds no GRU of its own; ``nn.GRU`` on a GPU), over the float32
   matrix-multiply rate of this machine (``MATMUL_N``-square ``a @ b``, best of several).
   ``gru_nn_chars_per_s`` is the same training with ``nn.GRU``, for comparison.
+* ``bf16_speedup``, on a CPU: characters per second of the same training with the solution's
+  ``BF16FastGRU`` (matrix products in bfloat16, which the solution picks where they are clearly
+  faster), over ``FastGRU``'s; ``mfu_bf16`` is its FLOP/s over the bfloat16 matrix-multiply rate.
 
 Every rate is an average over a window of a few seconds (the first training step of each window
 untimed), and the windows of the contenders take turns in rounds: shared cloud machines slow
@@ -59,10 +62,10 @@ def training_flops_per_char(config: dict, vocab_size: int) -> float:
     return 3.0 * 2.0 * macs
 
 
-def matmul_rate(n: int = MATMUL_N, seconds: float = 1.0) -> float:
-    """float32 FLOP/s of ``n x n`` by ``n x n`` products, the mean over ``seconds`` (after a warm-up)."""
+def matmul_rate(n: int = MATMUL_N, seconds: float = 1.0, dtype=torch.float32) -> float:
+    """FLOP/s of ``n x n`` by ``n x n`` products in ``dtype``, the mean over ``seconds`` (after a warm-up)."""
     g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+    a, b = (torch.randn(n, n, generator=g).to(dtype) for _ in range(2))
     a @ b  # warm-up (thread pool, caches)
     count, start = 0, time.perf_counter()
     while count == 0 or time.perf_counter() - start < seconds:
@@ -71,15 +74,16 @@ def matmul_rate(n: int = MATMUL_N, seconds: float = 1.0) -> float:
     return count * 2.0 * n**3 / (time.perf_counter() - start)
 
 
-def lab07_gru_layer(notebook: Path = LAB07_NOTEBOOK):
-    """The GRU layer class lab 07's solution trains with on this machine (``GRU_LAYER``).
+def lab07_gru_layer(notebook: Path = LAB07_NOTEBOOK, name: str = "GRU_LAYER"):
+    """A GRU layer class of lab 07's solution: by default ``GRU_LAYER``, the float32 one it trains
+    with on this device (``FastGRU`` on a CPU); ``name="BF16FastGRU"`` for its bfloat16 variant.
 
     Runs the notebook's cells tagged ``fast-gru``; raises ``FileNotFoundError`` without the solutions.
     """
     import labutils
     from labutils.notebooks import run_tagged_cells
 
-    return run_tagged_cells(notebook, "fast-gru", ("FastGRU", "GRU_LAYER"), {"lu": labutils})["GRU_LAYER"]
+    return run_tagged_cells(notebook, "fast-gru", ("FastGRU", name), {"lu": labutils})[name]
 
 
 def _corpus(n: int = 200_000) -> tuple[np.ndarray, int]:
@@ -157,12 +161,16 @@ def run(quick: bool = False) -> dict:
     except FileNotFoundError as err:  # a student release: no solutions
         print(f"{err}\nMFU is measured with nn.GRU instead.")
         layer = torch.nn.GRU
+    # The bfloat16 variant, timed too on a CPU (not in a quick run): the solution trains with it
+    # where it is clearly faster.
+    bf16_layer = None if quick or layer is torch.nn.GRU else lab07_gru_layer(name="BF16FastGRU")
     rounds, secs = (1, 1.5) if quick else (3, 4.0)
     print(f"threads: {torch.get_num_threads()}; {rounds} round(s) of {secs:.1f} s per measurement")
     orig_flops = training_flops_per_char(ORIGINAL, V)
     gru_flops = training_flops_per_char(LAB07, V)
     gru_args = (ids, secs, LAB07_STREAMS, LAB07_SEQ_LEN, LAB07_LR)
-    matmul, best, steps = 0.0, dict.fromkeys(("original", "ours", "gru", "gru_nn"), 0.0), {}
+    matmul, matmul_bf16, steps = 0.0, 0.0, {}
+    best = dict.fromkeys(("original", "ours", "gru", "gru_nn", "gru_bf16"), 0.0)
 
     def window(key, measured):  # keep the best window's chars/s and every step's chars/s
         best[key] = max(best[key], sum(c for c, _ in measured) / sum(s for _, s in measured))
@@ -179,10 +187,15 @@ def run(quick: bool = False) -> dict:
         if not quick and layer is not torch.nn.GRU:
             torch.manual_seed(0)
             window("gru_nn", our_trainer(CharRNN(V, **LAB07), *gru_args))
+        if bf16_layer is not None:
+            matmul_bf16 = max(matmul_bf16, matmul_rate(seconds=secs / 2, dtype=torch.bfloat16))
+            torch.manual_seed(0)
+            window("gru_bf16", our_trainer(CharRNN(V, **LAB07, layer=bf16_layer), *gru_args))
         print(
             f"round {r + 1}: matmul {matmul / 1e9:.1f} GFLOP/s, original loop {best['original']:.0f} "
             f"chars/s, ours {best['ours']:.0f} chars/s, GRU {best['gru']:.0f} chars/s "
-            f"(nn.GRU {best['gru_nn']:.0f}) (best windows so far)",
+            f"(nn.GRU {best['gru_nn']:.0f}, BF16FastGRU {best['gru_bf16']:.0f}; bfloat16 matmul "
+            f"{matmul_bf16 / 1e9:.1f} GFLOP/s) (best windows so far)",
             flush=True,
         )
     median = {k: float(np.median(steps[k])) if k in steps else 0.0 for k in best}
@@ -199,6 +212,10 @@ def run(quick: bool = False) -> dict:
         "gru_layer": layer.__name__,
         "gru_chars_per_s": best["gru"],
         "gru_nn_chars_per_s": best["gru_nn"],
+        "gru_bf16_chars_per_s": best["gru_bf16"],
+        "bf16_speedup": best["gru_bf16"] / best["gru"],
+        "mfu_bf16": best["gru_bf16"] * gru_flops / matmul_bf16 if matmul_bf16 else 0.0,
+        "matmul_bf16_gflops": matmul_bf16 / 1e9,
         "gru_gflops": best["gru"] * gru_flops / 1e9,
         "gru_config": f"{LAB07['num_layers']}x{LAB07['hidden_size']} GRU, embed {LAB07['embed_dim']}, "
         f"B={LAB07_STREAMS}, T={LAB07_SEQ_LEN}",
