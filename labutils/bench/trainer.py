@@ -7,7 +7,7 @@ Two figures, each a ratio of two rates measured in the same process, interleaved
   lab's model (``ORIGINAL``: Embedding 100 -> 3-layer ReLU ``nn.RNN`` of 512 -> Linear; Adam
   0.001; sequence length 50).
 * ``mfu``: floating-point operations per second achieved by GRU training at the lab 07
-  solution's configuration (``LAB07``, with the GRU layer the solution trains on this device:
+  solution's configuration (``LAB07``, with the solution's float32 GRU layer for this device:
   its ``FastGRU`` on a CPU, run from the cells of ``solutions/07_*.ipynb`` tagged ``fast-gru``,
   since labutils holds no GRU of its own; ``nn.GRU`` on a GPU), over the float32
   matrix-multiply rate of this machine (``MATMUL_N``-square ``a @ b``, best of several).
@@ -75,8 +75,9 @@ def matmul_rate(n: int = MATMUL_N, seconds: float = 1.0, dtype=torch.float32) ->
 
 
 def lab07_gru_layer(notebook: Path = LAB07_NOTEBOOK, name: str = "GRU_LAYER"):
-    """A GRU layer class of lab 07's solution: by default ``GRU_LAYER``, the float32 one it trains
-    with on this device (``FastGRU`` on a CPU); ``name="BF16FastGRU"`` for its bfloat16 variant.
+    """A GRU layer class of lab 07's solution: by default ``GRU_LAYER`` as its tagged cells set it,
+    the float32 layer for this device (``FastGRU`` on a CPU, ``nn.GRU`` on a GPU; the notebook's
+    timing cell may switch to ``BF16FastGRU`` afterwards); ``name="BF16FastGRU"`` for that variant.
 
     Runs the notebook's cells tagged ``fast-gru``; raises ``FileNotFoundError`` without the solutions.
     """
