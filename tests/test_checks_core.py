@@ -73,3 +73,40 @@ def test_check_is_registered_and_outputs_are_plain_arrays():
         double_check.run_probe({"double": lambda x: object()}, inputs)
     with pytest.raises(NameError, match="double"):
         double_check.run_probe({}, inputs)
+
+
+def test_a_judge_named_by_its_module_is_imported_only_when_a_result_is_judged(monkeypatch):
+    import types
+
+    from labutils.checks.core import REGISTRY, Check
+
+    calls = []
+    module = types.ModuleType("judges_for_this_test")
+
+    def judge(inputs, outputs):
+        calls.append(float(outputs["y"]))
+        if outputs["y"] != 2 * inputs["x"]:
+            raise AssertionError("y should be twice x")
+
+    module.judge = judge
+    monkeypatch.setitem(__import__("sys").modules, "judges_for_this_test", module)
+    check = Check(
+        grade_id="test-lazy-judge",
+        title="doubling",
+        needs=("double",),
+        make_inputs=lambda rng: {"x": 3.0},
+        probe=lambda objs, inp: {"y": objs["double"](float(inp["x"]))},
+        judge="judges_for_this_test:judge",
+    )
+    try:
+        check(lambda x: 2 * x)
+        assert calls == [6.0]
+        with pytest.raises(AssertionError, match="twice"):
+            check(lambda x: x + 1)
+        monkeypatch.delitem(__import__("sys").modules, "judges_for_this_test")
+        hidden = Check(**{**vars(check), "grade_id": "test-lazy-judge-hidden", "judge": "no_such_module_here:judge"})
+        with pytest.raises(RuntimeError, match="cannot be imported here"):
+            hidden(lambda x: 2 * x)
+    finally:
+        REGISTRY.pop("test-lazy-judge", None)
+        REGISTRY.pop("test-lazy-judge-hidden", None)

@@ -73,7 +73,7 @@ def trained(request):
 def _run(check, objects, **inputs):
     """Probe and judge as the grader does, with the given thresholds."""
     outputs = check.run_probe(objects, check.inputs(0))
-    check.judge({**check.inputs(0), **{k: np.asarray(v) for k, v in inputs.items()}}, outputs)
+    check.run_judge({**check.inputs(0), **{k: np.asarray(v) for k, v in inputs.items()}}, outputs)
 
 
 def test_checks_are_registered_under_their_grade_ids():

@@ -21,6 +21,7 @@ arrays, numbers and strings, so they cross a process boundary as an ``.npz`` fil
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,7 +162,10 @@ class Check:
     title: str
     needs: tuple[str, ...]
     probe: Callable[[dict[str, Any], Arrays], Mapping[str, Any]]
-    judge: Callable[[Arrays, Arrays], None]
+    #: The verdict: a function, or ``"labutils.checks.judges.labNN:function"``, imported only when a
+    #: result is judged.  Judges hold the oracles, so they live in ``labutils.checks.judges``, a
+    #: package the grader's sandbox hides from submissions (see ``run_judge``).
+    judge: Callable[[Arrays, Arrays], None] | str
     make_inputs: Callable[[np.random.Generator], Mapping[str, Any]] = lambda rng: {}
     success: str = field(default="")
 
@@ -177,11 +181,25 @@ class Check:
             raise NameError(f"{self.title}: the notebook has no {', '.join(missing)} defined; run the cells above.")
         return to_arrays(self.probe(dict(objects), inputs))
 
+    def run_judge(self, inputs: Arrays, outputs: Arrays) -> None:
+        """Judge a probe's ``outputs``: return if right, raise ``AssertionError`` with advice if not."""
+        judge = self.judge
+        if isinstance(judge, str):
+            module, _, name = judge.partition(":")
+            try:
+                judge = getattr(importlib.import_module(module), name)
+            except ImportError:
+                raise RuntimeError(
+                    f"{self.title}: the reference this check compares with ({module}) cannot be imported here. "
+                    "Inside the grader's sandbox that is expected: the grader judges your results outside it."
+                ) from None
+        judge(inputs, outputs)
+
     def __call__(self, *objects, seed: int = 0, **named) -> None:
         if len(objects) > len(self.needs):
             raise TypeError(f"{self.title} takes {len(self.needs)} objects: {', '.join(self.needs)}")
         bound = dict(zip(self.needs, objects, strict=False)) | named
         inputs = self.inputs(seed)
         outputs = self.run_probe(bound, inputs)
-        self.judge(inputs, outputs)
+        self.run_judge(inputs, outputs)
         print(self.success or f"✔ {self.title}: all checks passed.")

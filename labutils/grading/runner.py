@@ -265,7 +265,7 @@ def judge_run(
         gid = item.grade_id
         if gid in raw.outputs:
             try:
-                get_check(gid).judge({k: v.copy() for k, v in inputs[gid].items()}, raw.outputs[gid])
+                get_check(gid).run_judge({k: v.copy() for k, v in inputs[gid].items()}, raw.outputs[gid])
                 result.items.append(ItemResult(item, "passed", item.points, get_check(gid).success or "passed"))
             except AssertionError as exc:
                 result.items.append(ItemResult(item, "failed", 0.0, str(exc) or "the check failed"))
