@@ -26,6 +26,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "models",
+    "layers",
+    "schedules",
     "train",
     "sampling",
     "metrics",
