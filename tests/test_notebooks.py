@@ -90,3 +90,17 @@ def test_a_student_notebook_without_code_exercise_is_its_solutions_code(path):
     tests/test_grading.py, from the grader's calibration run of the untouched student notebooks.)"""
     solution = nbformat.read(ROOT / "solutions" / path.name, as_version=4)
     assert _code(nbformat.read(path, as_version=4)) == _code(solution), f"{path.name} differs from its solution"
+
+
+def test_run_tagged_cells_names_what_is_missing(tmp_path):
+    """How the benchmarks run a lab's own code (bench numpy-lm, tag numpy-lm); moved from the lab 07 layer tests."""
+    from labutils.notebooks import run_tagged_cells
+
+    path = tmp_path / "lab.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["mine"]})])
+    nbformat.write(nb, path)
+    assert run_tagged_cells(path, "mine", ("x",))["x"] == 1
+    with pytest.raises(LookupError, match="tagged 'other'"):
+        run_tagged_cells(path, "other", ("x",))
+    with pytest.raises(LookupError, match="define no y"):
+        run_tagged_cells(path, "mine", ("x", "y"))

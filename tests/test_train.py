@@ -1,4 +1,4 @@
-"""The stream trainer: NaN stop, hidden state carried, history, checkpoints, callbacks."""
+"""The stream trainer: NaN stop, hidden state carried, history, callbacks (checkpoints: test_train_checkpoints.py)."""
 
 import math
 
@@ -11,16 +11,13 @@ from labutils.models import CharRNN
 from labutils.text import CharVocab, n_stream_batches, stream_batches
 from labutils.train import (
     NAN_ADVICE,
-    CheckpointMismatch,
     History,
     StopTraining,
     StreamBatches,
     TrainingDiverged,
     evaluate,
     fit,
-    load_checkpoint,
     make_optimizer,
-    save_checkpoint,
 )
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 20
@@ -231,42 +228,6 @@ def test_evaluate_refuses_empty_data(data):
     vocab, _ = data
     with pytest.raises(ValueError, match="no batches"):
         evaluate(small_model(len(vocab)), [], stateful=True)
-
-
-def test_checkpoint_round_trip(tmp_path, data):
-    vocab, ids = data
-    model = small_model(len(vocab))
-    fit(model, StreamBatches(ids, 4, 20), epochs=1, stateful=True, progress=False, device="cpu")
-    path = save_checkpoint(tmp_path / "m.pt", model, vocab=vocab, config=model.config)
-    fresh = CharRNN(**model.config)
-    payload = load_checkpoint(path, fresh, vocab=vocab)
-    assert payload["config"] == model.config and payload["vocab"] == vocab.chars
-    x = torch.as_tensor(ids[:30]).view(1, -1)
-    torch.testing.assert_close(fresh(x)[0], model(x)[0])
-    assert not list(tmp_path.glob("*.tmp"))
-
-
-def test_checkpoint_refuses_other_vocab_and_shapes(tmp_path, data):
-    vocab, _ = data
-    model = small_model(len(vocab))
-    path = save_checkpoint(tmp_path / "m.pt", model, vocab=vocab, config=model.config)
-    other = CharVocab(TEXT + "Z")
-    with pytest.raises(CheckpointMismatch, match=r"different vocabulary.*'Z'"):
-        load_checkpoint(path, small_model(len(other)), vocab=other)
-    bigger = CharRNN(len(vocab), embed_dim=8, hidden_size=32, num_layers=1, cell="gru")
-    with pytest.raises(CheckpointMismatch, match=r"weight_hh_l0: checkpoint \(48, 16\) vs model \(96, 32\)"):
-        load_checkpoint(path, bigger, vocab=vocab)
-    deeper = CharRNN(len(vocab), embed_dim=8, hidden_size=16, num_layers=2, cell="gru")
-    with pytest.raises(CheckpointMismatch, match="missing from the checkpoint"):
-        load_checkpoint(path, deeper)
-
-
-def test_checkpoint_loads_with_weights_only(tmp_path, data):
-    vocab, _ = data
-    path = tmp_path / "evil.pt"
-    torch.save({"state_dict": {}, "vocab": None, "config": {}, "code": np.random.default_rng(0)}, path)
-    with pytest.raises(Exception, match="(?i)weights.only|unsupported|global"):
-        load_checkpoint(path, small_model(len(vocab)))
 
 
 def test_history_as_dict_round_trips():

@@ -1,20 +1,20 @@
-"""``python -m labutils bench trainer``: how fast labutils' stream trainer is, in one run.
+"""``python -m labutils bench trainer``: how fast labutils' stream trainer is, in one run, on the CPU.
 
-Two figures, each a ratio of two rates measured in the same process, interleaved in rounds:
+The figures, each a ratio of two rates measured in the same process, interleaved in rounds:
 
 * ``speedup``: characters per second of ``labutils.train.fit`` on ``OURS_STREAMS`` contiguous
   streams, over the original lab's loop (one stream of batch size 1), both training the original
   lab's model (``ORIGINAL``: Embedding 100 -> 3-layer ReLU ``nn.RNN`` of 512 -> Linear; Adam
   0.001; sequence length 50).
 * ``mfu``: floating-point operations per second achieved by GRU training at the lab 07
-  solution's configuration (``LAB07``, with the solution's float32 GRU layer for this device:
-  its ``FastGRU`` on a CPU, run from the cells of ``solutions/07_*.ipynb`` tagged ``fast-gru``,
-  since labutils holds no GRU of its own; ``nn.GRU`` on a GPU), over the float32
-  matrix-multiply rate of this machine (``MATMUL_N``-square ``a @ b``, best of several).
+  solution's configuration (``LAB07``, with the float32 GRU layer a lab trains with on a CPU,
+  ``labutils.layers.FastGRU``), over the float32 matrix-multiply rate of this machine
+  (``MATMUL_N``-square ``a @ b``, best of several).
   ``gru_nn_chars_per_s`` is the same training with ``nn.GRU``, for comparison.
-* ``bf16_speedup``, on a CPU: characters per second of the same training with the solution's
-  ``BF16FastGRU`` (matrix products in bfloat16, which the solution picks where they are clearly
-  faster), over ``FastGRU``'s; ``mfu_bf16`` is its FLOP/s over the bfloat16 matrix-multiply rate.
+* ``bf16_speedup``: characters per second of the same training with
+  ``labutils.layers.BF16FastGRU`` (matrix products in bfloat16, which ``pick_gru_layer`` picks
+  where they are clearly faster), over ``FastGRU``'s; ``mfu_bf16`` is its FLOP/s over the
+  bfloat16 matrix-multiply rate.
 
 Every rate is an average over a window of a few seconds (the first training step of each window
 untimed), and the windows of the contenders take turns in rounds: shared cloud machines slow
@@ -37,22 +37,25 @@ forward one, hence the factor 3.  The embedding lookup costs no FLOPs.
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..models import GATES
+from ..layers import BF16FastGRU, FastGRU
+from ..models import GATES, CharRNN
+from ..text import stream_batches
+from ..train import StopTraining, fit
 
 ORIGINAL = dict(embed_dim=100, hidden_size=512, num_layers=3, cell="rnn", nonlinearity="relu")
 ORIGINAL_LR, ORIGINAL_SEQ_LEN = 1e-3, 50
 OURS_STREAMS = 128  # streams trained side by side by our trainer (same model, same sequence length)
 
-# The lab 07 solution's GRU (keep in step with solutions/07_*.ipynb).
+# The lab 07 solution's GRU (keep in step with solutions/07_*.ipynb: a test compares them).
 LAB07 = dict(embed_dim=64, hidden_size=512, num_layers=2, cell="gru", nonlinearity="tanh")
 LAB07_STREAMS, LAB07_SEQ_LEN, LAB07_LR = 64, 50, 4e-3
-LAB07_NOTEBOOK = Path(__file__).resolve().parents[2] / "solutions" / "07_sherlock_assignment.ipynb"
 MATMUL_N = 2048
+CONTENDERS = ("original", "ours", "gru", "gru_nn", "gru_bf16")  # the training loops timed, in turn
 
 
 def training_flops_per_char(config: dict, vocab_size: int) -> float:
@@ -74,17 +77,9 @@ def matmul_rate(n: int = MATMUL_N, seconds: float = 1.0, dtype=torch.float32) ->
     return count * 2.0 * n**3 / (time.perf_counter() - start)
 
 
-def lab07_gru_layer(notebook: Path = LAB07_NOTEBOOK, name: str = "GRU_LAYER"):
-    """A GRU layer class of lab 07's solution: by default ``GRU_LAYER`` as its tagged cells set it,
-    the float32 layer for this device (``FastGRU`` on a CPU, ``nn.GRU`` on a GPU; the notebook's
-    timing cell may switch to ``BF16FastGRU`` afterwards); ``name="BF16FastGRU"`` for that variant.
-
-    Runs the notebook's cells tagged ``fast-gru``; raises ``FileNotFoundError`` without the solutions.
-    """
-    import labutils
-    from labutils.notebooks import run_tagged_cells
-
-    return run_tagged_cells(notebook, "fast-gru", ("FastGRU", name), {"lu": labutils})[name]
+def gru_layers(quick: bool = False) -> tuple[type, type | None]:
+    """The float32 GRU layer the MFU is measured with, and the bfloat16 one (None in a quick run)."""
+    return FastGRU, None if quick else BF16FastGRU
 
 
 def _corpus(n: int = 200_000) -> tuple[np.ndarray, int]:
@@ -129,9 +124,6 @@ def our_trainer(model, ids: np.ndarray, seconds: float, batch_size: int, seq_len
 
     Returns ``(characters, seconds)`` of every step but the first (the warm-up).
     """
-    from ..text import stream_batches
-    from ..train import StopTraining, fit
-
     marks = []  # (time, characters seen) after every step
 
     def after_step(history):
@@ -152,59 +144,62 @@ def our_trainer(model, ids: np.ndarray, seconds: float, batch_size: int, seq_len
     return [(c1 - c0, t1 - t0) for (t0, c0), (t1, c1) in zip(marks, marks[1:])]
 
 
-def run(quick: bool = False) -> dict:
-    from ..models import CharRNN
+@dataclass
+class Measurements:
+    """The best window's characters per second of each contender, every step's rate, the matmul rates."""
 
-    torch.manual_seed(0)
-    ids, V = _corpus()
-    try:
-        layer = lab07_gru_layer()
-    except FileNotFoundError as err:  # a student release: no solutions
-        print(f"{err}\nMFU is measured with nn.GRU instead.")
-        layer = torch.nn.GRU
-    # The bfloat16 variant, timed too on a CPU (not in a quick run): the solution trains with it
-    # where it is clearly faster.
-    bf16_layer = None if quick or layer is torch.nn.GRU else lab07_gru_layer(name="BF16FastGRU")
-    rounds, secs = (1, 1.5) if quick else (3, 4.0)
-    print(f"threads: {torch.get_num_threads()}; {rounds} round(s) of {secs:.1f} s per measurement")
-    orig_flops = training_flops_per_char(ORIGINAL, V)
-    gru_flops = training_flops_per_char(LAB07, V)
+    best: dict = field(default_factory=lambda: dict.fromkeys(CONTENDERS, 0.0))
+    steps: dict = field(default_factory=dict)
+    matmul: float = 0.0
+    matmul_bf16: float = 0.0
+
+    def window(self, key: str, measured: list[tuple]) -> None:
+        """Keep the best window's chars/s and every step's chars/s; ``measured``: (characters, seconds)."""
+        rate = sum(c for c, _ in measured) / sum(s for _, s in measured)
+        self.best[key] = max(self.best[key], rate)
+        self.steps.setdefault(key, []).extend(c / s for c, s in measured)
+
+    def median(self, key: str) -> float:
+        return float(np.median(self.steps[key])) if key in self.steps else 0.0
+
+
+def measure_round(m: Measurements, ids, V: int, secs: float, layer, bf16_layer, with_nn: bool) -> None:
+    """One window of each contender, in turn, each model built from seed 0."""
     gru_args = (ids, secs, LAB07_STREAMS, LAB07_SEQ_LEN, LAB07_LR)
-    matmul, matmul_bf16, steps = 0.0, 0.0, {}
-    best = dict.fromkeys(("original", "ours", "gru", "gru_nn", "gru_bf16"), 0.0)
+    m.matmul = max(m.matmul, matmul_rate(seconds=secs / 2))
+    torch.manual_seed(0)
+    m.window("original", original_loop(CharRNN(V, **ORIGINAL), ids, secs))
+    torch.manual_seed(0)
+    m.window("ours", our_trainer(CharRNN(V, **ORIGINAL), ids, secs, OURS_STREAMS, ORIGINAL_SEQ_LEN, ORIGINAL_LR))
+    torch.manual_seed(0)
+    m.window("gru", our_trainer(CharRNN(V, **LAB07, layer=layer), *gru_args))
+    if with_nn:
+        torch.manual_seed(0)
+        m.window("gru_nn", our_trainer(CharRNN(V, **LAB07), *gru_args))
+    if bf16_layer is not None:
+        m.matmul_bf16 = max(m.matmul_bf16, matmul_rate(seconds=secs / 2, dtype=torch.bfloat16))
+        torch.manual_seed(0)
+        m.window("gru_bf16", our_trainer(CharRNN(V, **LAB07, layer=bf16_layer), *gru_args))
 
-    def window(key, measured):  # keep the best window's chars/s and every step's chars/s
-        best[key] = max(best[key], sum(c for c, _ in measured) / sum(s for _, s in measured))
-        steps.setdefault(key, []).extend(c / s for c, s in measured)
 
-    for r in range(rounds):
-        matmul = max(matmul, matmul_rate(seconds=secs / 2))
-        torch.manual_seed(0)
-        window("original", original_loop(CharRNN(V, **ORIGINAL), ids, secs))
-        torch.manual_seed(0)
-        window("ours", our_trainer(CharRNN(V, **ORIGINAL), ids, secs, OURS_STREAMS, ORIGINAL_SEQ_LEN, ORIGINAL_LR))
-        torch.manual_seed(0)
-        window("gru", our_trainer(CharRNN(V, **LAB07, layer=layer), *gru_args))
-        if not quick and layer is not torch.nn.GRU:
-            torch.manual_seed(0)
-            window("gru_nn", our_trainer(CharRNN(V, **LAB07), *gru_args))
-        if bf16_layer is not None:
-            matmul_bf16 = max(matmul_bf16, matmul_rate(seconds=secs / 2, dtype=torch.bfloat16))
-            torch.manual_seed(0)
-            window("gru_bf16", our_trainer(CharRNN(V, **LAB07, layer=bf16_layer), *gru_args))
-        print(
-            f"round {r + 1}: matmul {matmul / 1e9:.1f} GFLOP/s, original loop {best['original']:.0f} "
-            f"chars/s, ours {best['ours']:.0f} chars/s, GRU {best['gru']:.0f} chars/s "
-            f"(nn.GRU {best['gru_nn']:.0f}, BF16FastGRU {best['gru_bf16']:.0f}; bfloat16 matmul "
-            f"{matmul_bf16 / 1e9:.1f} GFLOP/s) (best windows so far)",
-            flush=True,
-        )
-    median = {k: float(np.median(steps[k])) if k in steps else 0.0 for k in best}
+def round_summary(r: int, m: Measurements) -> str:
+    best = m.best
+    return (
+        f"round {r + 1}: matmul {m.matmul / 1e9:.1f} GFLOP/s, original loop {best['original']:.0f} "
+        f"chars/s, ours {best['ours']:.0f} chars/s, GRU {best['gru']:.0f} chars/s "
+        f"(nn.GRU {best['gru_nn']:.0f}, BF16FastGRU {best['gru_bf16']:.0f}; bfloat16 matmul "
+        f"{m.matmul_bf16 / 1e9:.1f} GFLOP/s) (best windows so far)"
+    )
+
+
+def figures(m: Measurements, layer, V: int) -> dict:
+    """The benchmark's figures from the measurements (the keys ``python -m labutils bench trainer`` prints)."""
+    orig_flops, gru_flops, best = training_flops_per_char(ORIGINAL, V), training_flops_per_char(LAB07, V), m.best
     return {
         "speedup": best["ours"] / best["original"],
-        "mfu": best["gru"] * gru_flops / matmul,
-        "speedup_median": median["ours"] / median["original"],
-        "mfu_median": median["gru"] * gru_flops / matmul,
+        "mfu": best["gru"] * gru_flops / m.matmul,
+        "speedup_median": m.median("ours") / m.median("original"),
+        "mfu_median": m.median("gru") * gru_flops / m.matmul,
         "original_chars_per_s": best["original"],
         "ours_chars_per_s": best["ours"],
         "ours_streams": OURS_STREAMS,
@@ -215,12 +210,26 @@ def run(quick: bool = False) -> dict:
         "gru_nn_chars_per_s": best["gru_nn"],
         "gru_bf16_chars_per_s": best["gru_bf16"],
         "bf16_speedup": best["gru_bf16"] / best["gru"],
-        "mfu_bf16": best["gru_bf16"] * gru_flops / matmul_bf16 if matmul_bf16 else 0.0,
-        "matmul_bf16_gflops": matmul_bf16 / 1e9,
+        "mfu_bf16": best["gru_bf16"] * gru_flops / m.matmul_bf16 if m.matmul_bf16 else 0.0,
+        "matmul_bf16_gflops": m.matmul_bf16 / 1e9,
         "gru_gflops": best["gru"] * gru_flops / 1e9,
         "gru_config": f"{LAB07['num_layers']}x{LAB07['hidden_size']} GRU, embed {LAB07['embed_dim']}, "
         f"B={LAB07_STREAMS}, T={LAB07_SEQ_LEN}",
-        "matmul_gflops": matmul / 1e9,
-        "steps_timed": {k: len(v) for k, v in steps.items()},
+        "matmul_gflops": m.matmul / 1e9,
+        "steps_timed": {k: len(v) for k, v in m.steps.items()},
         "threads": torch.get_num_threads(),
     }
+
+
+def run(quick: bool = False) -> dict:
+    """Measure in rounds (1 short one with ``quick``); print each round; return ``figures``."""
+    torch.manual_seed(0)
+    ids, V = _corpus()
+    layer, bf16_layer = gru_layers(quick)
+    rounds, secs = (1, 1.5) if quick else (3, 4.0)
+    print(f"threads: {torch.get_num_threads()}; {rounds} round(s) of {secs:.1f} s per measurement")
+    m = Measurements()
+    for r in range(rounds):
+        measure_round(m, ids, V, secs, layer, bf16_layer, with_nn=not quick)
+        print(round_summary(r, m), flush=True)
+    return figures(m, layer, V)
