@@ -11,8 +11,8 @@ the GRU *cell*, and the optional appendix notebook derives this layer step by st
 
 ``pick_gru_layer()`` returns the layer a lab should train with on this machine: ``nn.GRU`` on a
 GPU (cuDNN's fused kernels are faster still), and on a CPU ``FastGRU`` or ``BF16FastGRU``,
-whichever a short timing finds faster (bfloat16 only for a clear gain), with the times it
-measured.
+whichever a short timing finds faster (bfloat16 only for a clear gain, and timed only where
+bfloat16 matrix products are faster than float32 ones), with the times it measured.
 
 Shapes: batch first outside, ``x (B, T, I)`` -> ``out (B, T, H)``, ``h_n (L, B, H)``; time major
 inside a layer, ``x (T, B, I)``, so that every step reads and writes one contiguous block.
@@ -42,7 +42,16 @@ from torch.autograd.function import once_differentiable
 from .runtime import budget
 from .runtime import device as default_device
 
-__all__ = ["BF16FastGRU", "FastGRU", "GRUChoice", "GRULayerFunction", "mm", "pass_seconds", "pick_gru_layer"]
+__all__ = [
+    "BF16FastGRU",
+    "FastGRU",
+    "GRUChoice",
+    "GRULayerFunction",
+    "bfloat16_products_pay",
+    "mm",
+    "pass_seconds",
+    "pick_gru_layer",
+]
 
 BF16_RULE = 0.8  # BF16FastGRU is picked only when a pass takes at most this fraction of FastGRU's time
 
@@ -234,6 +243,28 @@ def pass_seconds(
     return best
 
 
+def bfloat16_products_pay(rows: int = 64, inner: int = 512, cols: int = 1536, repeats: int = 3) -> bool:
+    """True when a ``(rows, inner) @ (inner, cols)`` product is faster in bfloat16 than in float32 here.
+
+    ``BF16FastGRU`` gains only in its matrix products (its element-wise work is ``FastGRU``'s, plus
+    the rounding), so where bfloat16 products are slower -- CPUs without bfloat16 instructions
+    emulate them, many times slower -- it cannot win and is not worth timing.  Best of ``repeats``.
+    """
+    a, b = torch.ones(rows, inner), torch.ones(inner, cols)
+    best = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        x, w = a.to(dtype), b.to(dtype)
+        x @ w  # warm-up
+        best[dtype] = min(_seconds(lambda x=x, w=w: x @ w) for _ in range(repeats))
+    return best[torch.bfloat16] < best[torch.float32]
+
+
+def _seconds(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
 def pick_gru_layer(
     device=None,
     *,
@@ -243,6 +274,7 @@ def pick_gru_layer(
     seq_len: int = 50,
     batch_size: int | None = None,
     repeats: int | None = None,
+    try_bf16: bool | None = None,
     timer: Callable[[], float] = time.perf_counter,
 ) -> GRUChoice:
     """The GRU layer class to train with on ``device`` (default: ``labutils.device()``).
@@ -251,6 +283,8 @@ def pick_gru_layer(
     are timed on a forward and backward pass over ``x (batch_size, seq_len, input_size)``
     (``pass_seconds``); ``BF16FastGRU`` is chosen only when its best pass takes at most
     ``BF16_RULE`` (4/5) of ``FastGRU``'s: rounding costs precision, so it must pay clearly.
+    ``try_bf16=None`` times ``BF16FastGRU`` only where ``bfloat16_products_pay(batch_size,
+    hidden_size, 3 * hidden_size)`` (else it is left out of ``seconds``); True or False decide.
     ``batch_size`` and ``repeats`` default to the budget's (small in CI).  The global random
     state is left as it was.  Returns ``GRUChoice(layer, seconds)``.
     """
@@ -259,12 +293,15 @@ def pick_gru_layer(
         return GRUChoice(nn.GRU, {})
     batch_size = batch_size or budget(full=64, ci=16)
     repeats = repeats or budget(full=8, ci=3)
+    if try_bf16 is None:
+        try_bf16 = bfloat16_products_pay(batch_size, hidden_size, 3 * hidden_size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        fast = FastGRU(input_size, hidden_size, num_layers)
-        bf16 = BF16FastGRU(input_size, hidden_size, num_layers)
-        bf16.load_state_dict(fast.state_dict())
+        layers = {"FastGRU": FastGRU(input_size, hidden_size, num_layers)}
+        if try_bf16:
+            layers["BF16FastGRU"] = BF16FastGRU(input_size, hidden_size, num_layers)
+            layers["BF16FastGRU"].load_state_dict(layers["FastGRU"].state_dict())
         x = torch.randn(batch_size, seq_len, input_size, requires_grad=True)
-        seconds = pass_seconds({"FastGRU": fast, "BF16FastGRU": bf16}, x, repeats, timer)
-    layer = BF16FastGRU if seconds["BF16FastGRU"] <= BF16_RULE * seconds["FastGRU"] else FastGRU
-    return GRUChoice(layer, seconds)
+        seconds = pass_seconds(layers, x, repeats, timer)
+    fast_enough = try_bf16 and seconds["BF16FastGRU"] <= BF16_RULE * seconds["FastGRU"]
+    return GRUChoice(BF16FastGRU if fast_enough else FastGRU, seconds)

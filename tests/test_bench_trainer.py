@@ -49,9 +49,11 @@ def test_matmul_rate_is_flops_over_seconds(monkeypatch):
     assert trainer.matmul_rate(8, 0.25) == pytest.approx(3 * 2 * 8**3 / 0.4)
 
 
-def test_mfu_is_measured_with_labutils_layers():
-    """The bench trains labutils.layers' FastGRU (and BF16FastGRU unless quick), not nn.GRU."""
-    assert trainer.gru_layers() == (FastGRU, BF16FastGRU)
+@pytest.mark.parametrize("products_pay", [True, False])
+def test_mfu_is_measured_with_labutils_layers(monkeypatch, products_pay):
+    """The bench trains labutils.layers' FastGRU, and BF16FastGRU unless quick or its products are slow."""
+    monkeypatch.setattr(trainer, "bfloat16_products_pay", lambda *shape: products_pay)
+    assert trainer.gru_layers() == (FastGRU, BF16FastGRU if products_pay else None)
     assert trainer.gru_layers(quick=True) == (FastGRU, None)
     model = CharRNN(20, **trainer.LAB07, layer=FastGRU)
     assert model(torch.zeros(2, 3, dtype=torch.long))[0].shape == (2, 3, 20)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from labutils import layers
 from labutils.layers import BF16FastGRU, FastGRU, GRUChoice, GRULayerFunction, mm, pass_seconds, pick_gru_layer
 from labutils.models import CharRNN
 
@@ -187,7 +188,7 @@ TINY = dict(input_size=4, hidden_size=8, num_layers=1, seq_len=3, batch_size=2)
     ],
 )
 def test_pick_gru_layer_takes_bfloat16_only_at_four_fifths_of_fast_grus_time(durations, picked):
-    choice = pick_gru_layer("cpu", repeats=2, timer=turn_timer(durations), **TINY)
+    choice = pick_gru_layer("cpu", repeats=2, try_bf16=True, timer=turn_timer(durations), **TINY)
     assert isinstance(choice, GRUChoice) and choice.layer is picked
     fast, bf16 = min(durations[0::2]), min(durations[1::2])
     assert choice.seconds == {"FastGRU": fast, "BF16FastGRU": bf16}  # the times, for the caller to print
@@ -207,10 +208,47 @@ def test_pick_gru_layer_times_for_real_and_leaves_the_random_state_alone():
     torch.manual_seed(5)
     expected = torch.rand(3)
     torch.manual_seed(5)
-    choice = pick_gru_layer("cpu", repeats=1, **TINY)
+    choice = pick_gru_layer("cpu", repeats=1, try_bf16=True, **TINY)
     assert torch.equal(torch.rand(3), expected), "pick_gru_layer changed the global random state"
     assert choice.layer in (FastGRU, BF16FastGRU)
     assert set(choice.seconds) == {"FastGRU", "BF16FastGRU"} and all(s > 0 for s in choice.seconds.values())
+
+
+@pytest.mark.parametrize("products_pay", [False, True])
+def test_bf16_is_timed_only_where_its_products_are_faster(monkeypatch, products_pay):
+    asked = []
+
+    def pay(rows, inner, cols):
+        asked.append((rows, inner, cols))
+        return products_pay
+
+    monkeypatch.setattr(layers, "bfloat16_products_pay", pay)
+    choice = pick_gru_layer("cpu", repeats=2, timer=turn_timer([1.0, 0.5, 1.0, 0.5]), **TINY)
+    assert asked == [(TINY["batch_size"], TINY["hidden_size"], 3 * TINY["hidden_size"])]  # the layer's product
+    if products_pay:
+        assert choice == GRUChoice(BF16FastGRU, {"FastGRU": 1.0, "BF16FastGRU": 0.5})
+    else:  # FastGRU alone is timed, twice: its passes are the 1st and 2nd durations
+        assert choice == GRUChoice(FastGRU, {"FastGRU": 0.5})
+    never = pick_gru_layer("cpu", repeats=1, try_bf16=False, timer=turn_timer([1.0]), **TINY)
+    assert never == GRUChoice(FastGRU, {"FastGRU": 1.0}) and len(asked) == 1
+
+
+@pytest.mark.parametrize(
+    "times, pays",
+    [  # three float32 products, then three bfloat16 ones: the best of each is compared
+        ([1.0, 1.0, 1.0, 2.0, 2.0, 0.9], True),
+        ([1.0, 0.8, 1.0, 0.9, 0.9, 0.9], False),
+        ([1.0, 1.0, 1.0, 1.0, 1.0, 1.0], False),  # no faster: not worth the precision
+    ],
+)
+def test_bfloat16_products_pay_compares_the_best_product_of_each_dtype(monkeypatch, times, pays):
+    durations = iter(times)
+    monkeypatch.setattr(layers, "_seconds", lambda work: next(durations))
+    assert layers.bfloat16_products_pay(4, 8, 12) is pays
+
+
+def test_bfloat16_products_pay_runs_for_real():
+    assert isinstance(layers.bfloat16_products_pay(4, 8, 12, repeats=1), bool)
 
 
 def test_pass_seconds_runs_forward_and_backward_of_every_layer_in_turn():

@@ -125,6 +125,9 @@ def test_resuming_continues_the_steps_and_clears_an_earlier_early_stop():
     assert history.steps == [1] and history.stopped_early
     history = run(model, epochs=1, max_steps=2, history=history)
     assert history.steps == [1, 2, 3] and not history.stopped_early
+    history.stopped_early = True
+    history = run(model, epochs=1, history=history)  # ends with its epochs, not by a budget
+    assert history.steps == list(range(1, 4 + N_BATCHES)) and not history.stopped_early
 
 
 def test_with_accuracy_counts_the_trained_batches_without_another_pass():

@@ -14,7 +14,8 @@ The figures, each a ratio of two rates measured in the same process, interleaved
 * ``bf16_speedup``: characters per second of the same training with
   ``labutils.layers.BF16FastGRU`` (matrix products in bfloat16, which ``pick_gru_layer`` picks
   where they are clearly faster), over ``FastGRU``'s; ``mfu_bf16`` is its FLOP/s over the
-  bfloat16 matrix-multiply rate.
+  bfloat16 matrix-multiply rate.  Both are 0 where bfloat16 products are slower than float32
+  ones (``gru_layers``: not timed).
 
 Every rate is an average over a window of a few seconds (the first training step of each window
 untimed), and the windows of the contenders take turns in rounds: shared cloud machines slow
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..layers import BF16FastGRU, FastGRU
+from ..layers import BF16FastGRU, FastGRU, bfloat16_products_pay
 from ..models import GATES, CharRNN
 from ..text import stream_batches
 from ..train import StopTraining, fit
@@ -78,8 +79,19 @@ def matmul_rate(n: int = MATMUL_N, seconds: float = 1.0, dtype=torch.float32) ->
 
 
 def gru_layers(quick: bool = False) -> tuple[type, type | None]:
-    """The float32 GRU layer the MFU is measured with, and the bfloat16 one (None in a quick run)."""
-    return FastGRU, None if quick else BF16FastGRU
+    """The float32 GRU layer the MFU is measured with, and the bfloat16 one (or None).
+
+    ``BF16FastGRU`` is left out of a quick run, and where bfloat16 products are slower than float32
+    ones (a CPU without bfloat16 instructions, where one of its training steps takes minutes):
+    ``bf16_speedup`` and ``mfu_bf16`` are then 0.
+    """
+    if quick:
+        return FastGRU, None
+    H = LAB07["hidden_size"]
+    if not bfloat16_products_pay(LAB07_STREAMS, H, 3 * H):
+        print("BF16FastGRU not timed: bfloat16 matrix products are slower than float32 ones on this CPU")
+        return FastGRU, None
+    return FastGRU, BF16FastGRU
 
 
 def _corpus(n: int = 200_000) -> tuple[np.ndarray, int]:
