@@ -75,7 +75,7 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)  # one dict of metrics per finished epoch
     tokens_seen: int = 0
-    stopped_early: bool = False
+    stopped_early: bool = False  # the callback raised StopTraining (a budget running out is no early stop)
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -303,6 +303,7 @@ class _Budget:
 
     @classmethod
     def plan(cls, train, epochs: int, max_steps, max_seconds, lr_schedule) -> _Budget:
+        """The budget of a ``fit`` call, started now; refuses bad budgets and a schedule of unknown length."""
         _check_steps("max_steps", max_steps)
         if max_seconds is not None and not max_seconds > 0:
             raise ValueError(f"max_seconds is a time budget in seconds, > 0 (or None for none): got {max_seconds!r}")
