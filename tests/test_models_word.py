@@ -14,8 +14,8 @@ def test_word_lm_shapes_and_state(cell):
     x = torch.randint(0, 20, (3, 7))
     logits, hidden = model(x)
     assert logits.shape == (3, 7, 20)
-    h = hidden[0] if cell == "lstm" else hidden
-    assert h.shape == (2, 3, 6)
+    states = hidden if cell == "lstm" else (hidden,)
+    assert all(h.shape == (2, 3, 6) and not h.requires_grad for h in states)  # detached, as CharRNN's
     # carrying the state over two halves equals one pass over the whole sequence
     first, hidden = model(x[:, :4])
     second, _ = model(x[:, 4:], hidden)
@@ -45,7 +45,7 @@ def test_classifier_final_state_is_the_top_layer_at_each_own_end():
     torch.manual_seed(0)
     model = models.SequenceClassifier(12, n_classes=2, embed_dim=4, hidden_size=5, num_layers=2, cell="gru")
     x, lengths = datasets.pad_batch([[1, 2, 3], [4]])
-    states, _ = model.recurrent(model.embedding(x))
+    states, _ = model.rnn(model.embed(x))
     expected = states[torch.arange(2), lengths - 1]
     assert torch.allclose(model.final_state(x, lengths), expected, atol=1e-6)
 
