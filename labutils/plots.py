@@ -59,7 +59,7 @@ def figure_png(fig, *, crop: bool = True) -> bytes:
     """Render a matplotlib ``Figure`` to PNG bytes (no pyplot state involved).
 
     ``crop=False`` keeps the figure's own size (a live plot that must not change size between
-    redraws); ``crop=True`` trims the white margin.
+    redraws); ``crop=True`` fits the image to what is drawn (``bbox_inches="tight"``).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
