@@ -94,11 +94,17 @@ def _check_layer_parameters(layer: nn.Module, cell: str, input_size: int, hidden
         )
 
 
+def _arguments(local_names: dict, *left_out: str) -> dict:
+    """A constructor's arguments by name, in order: ``locals()`` taken first thing in ``__init__``."""
+    return {k: v for k, v in local_names.items() if k not in ("self", "__class__", *left_out)}
+
+
 class _EmbedRNN(nn.Module):
     """The front every model here shares: ``embed`` (Embedding) -> ``rnn`` (recurrent layers).
 
-    ``config`` is kept as ``self.config`` (plain data: a checkpoint stores it and the model is
-    rebuilt from it); ``cell`` is lower-cased first.
+    ``config``, the subclass's constructor arguments (``layer`` aside), is kept as
+    ``self.config``: plain data that a checkpoint stores and ``type(model)(**config)`` rebuilds
+    the model from; ``cell`` is lower-cased first.
     """
 
     def __init__(self, config: dict, layer: type[nn.Module] | None = None):
@@ -135,16 +141,7 @@ class CharRNN(_EmbedRNN):
         dropout: float = 0.0,
         layer: type[nn.Module] | None = None,
     ):
-        config = dict(
-            vocab_size=vocab_size,
-            embed_dim=embed_dim,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            cell=cell,
-            nonlinearity=nonlinearity,
-            dropout=dropout,
-        )
-        super().__init__(config, layer)
+        super().__init__(_arguments(locals(), "layer"), layer)
         self.decoder = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, x: torch.Tensor, hidden=None):
@@ -178,15 +175,7 @@ class WordLM(_EmbedRNN):
         cell: str = "rnn",
         dropout: float = 0.0,
     ):
-        config = dict(
-            vocab_size=vocab_size,
-            embed_dim=embed_dim,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            cell=cell,
-            dropout=dropout,
-        )
-        super().__init__(config)
+        super().__init__(_arguments(locals()))
         self.decoder = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, x: torch.Tensor, hidden=None):
@@ -217,17 +206,7 @@ class SequenceClassifier(_EmbedRNN):
         dropout: float = 0.0,
         pack: bool = True,
     ):
-        config = dict(
-            vocab_size=vocab_size,
-            n_classes=n_classes,
-            embed_dim=embed_dim,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            cell=cell,
-            dropout=dropout,
-            pack=pack,
-        )
-        super().__init__(config)
+        super().__init__(_arguments(locals()))
         self.pack = pack
         self.drop = nn.Dropout(dropout)
         self.classify = nn.Linear(hidden_size, n_classes)

@@ -74,3 +74,32 @@ def test_classifier_learns_a_separable_task():
             opt.step()
     (x, lengths), y = next(iter(datasets.make_loader(seqs, labels, batch_size=120)))
     assert (model(x, lengths).argmax(-1) == y).float().mean() > 0.95
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: models.CharRNN(11, 5, 7, 2, cell="RNN", nonlinearity="relu", dropout=0.1),
+        lambda: models.WordLM(11, embed_dim=5, hidden_size=7, num_layers=1, cell="lstm"),
+        lambda: models.SequenceClassifier(11, 3, embed_dim=5, hidden_size=7, cell="gru", pack=False),
+    ],
+    ids=["CharRNN", "WordLM", "SequenceClassifier"],
+)
+def test_config_is_the_arguments_and_rebuilds_the_model(build):
+    """``config``: every constructor argument (cell lower-cased), enough to rebuild the same model."""
+    import inspect
+
+    model = build()
+    arguments = [p for p in inspect.signature(type(model)).parameters if p != "layer"]
+    assert list(model.config) == arguments
+    assert model.config["cell"] == model.config["cell"].lower()
+    twin = type(model)(**model.config)
+    assert {k: v.shape for k, v in twin.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    assert [name for name, _ in model.named_children()][:2] == ["embed", "rnn"]
+
+
+def test_charrnn_config_is_the_checkpoint_contract():
+    model = models.CharRNN(11, 5, 7, 2, cell="rnn", nonlinearity="relu", dropout=0.1)
+    assert model.config == dict(
+        vocab_size=11, embed_dim=5, hidden_size=7, num_layers=2, cell="rnn", nonlinearity="relu", dropout=0.1
+    )
