@@ -11,7 +11,7 @@ The logic lives in plain objects so that it can be tested without a browser:
   drawn off-screen, safe to call from a background thread);
 * ``Explorer`` -- the ipywidgets layout.  Pressing **Train** starts a ``TrainingRun`` in a
   background thread, so the kernel keeps processing events (the **Stop** button) while the
-  model trains.  ``explorer_widget()`` returns the top-level widget for a notebook cell.
+  model trains.  ``explorer_widget()`` returns an ``Explorer``, which a notebook cell displays.
 
 The held-out text is the last 5% of the canon, as in lab 07; the explorer measures its loss on
 the first ``VAL_CHARS`` characters of it to keep evaluation quick.
