@@ -24,9 +24,9 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
-# Scopes that take longest on a 2-core CI machine (worker-seconds measured in whole-suite runs),
-# scheduled first so that no xdist worker ends the run alone with a long one. Everything else
-# keeps pytest's order; the cells of a notebook always keep theirs.
+# The scopes that take longest on a 2-core CI machine, longest first, scheduled first so that no
+# xdist worker ends the run alone with a long one. Everything else keeps pytest's order; the
+# cells of a notebook always keep theirs.
 HEAVY_SCOPES = (
     "tests/test_grading.py",  # grades every real lab twice (solution; untouched, which runs it up to the stubs)
     "tests/browser",  # one JupyterLab and one browser tab for the whole folder
@@ -54,7 +54,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         reason = KNOWN_FAILING.get(item.nodeid)
         if reason:
-            item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
     browser_tests = [item for item in items if "tests/browser" in str(item.path).replace(os.sep, "/")]
     missing = _browser_missing() if browser_tests else ""
     for item in browser_tests if missing else []:
@@ -83,8 +83,8 @@ def pytest_report_header(config):
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, absent without it
 def pytest_xdist_make_scheduler(config, log):
     """With ``--dist loadscope``: the same, but all of tests/browser is one unit (one worker, one
-    JupyterLab). Each worker that runs a browser test starts its own JupyterLab and loads its page
-    (tens of seconds each on 2 cores); grouping the folder pays for that once.
+    JupyterLab). Each worker that runs a browser test would start its own JupyterLab and load its
+    page, the slowest part of a browser test; grouping the folder pays for that once.
     """
     if config.getvalue("dist") != "loadscope":
         return None

@@ -5,12 +5,14 @@ sampling, metrics, plots, widgets, self-checks and grading only.
 
 Data flows one way; a module imports only from those to its left::
 
-    runtime -> data -> text -> models / train -> sampling / metrics -> plots / widgets
-                         checks (generic helpers; one module per lab)
-                         notebooks, release, grading, bench, doctor (tooling)
+    runtime -> data -> text / datasets -> models / layers / train / schedules
+            -> sampling / metrics -> plots / widgets
+    checks (generic helpers, one module per lab; judges/ the oracles)
+    notebooks, release, grading, bench, doctor (tooling: may import anything)
 
-The NumPy-only parts (runtime, data, text, checks) are imported here; the PyTorch-based modules
-load on first use (``labutils.train``, ``labutils.models``, ...), so the NumPy labs start fast.
+The NumPy-only helpers listed in ``__all__`` are imported here; every module in ``_LAZY`` loads
+on first use as ``labutils.NAME`` (``labutils.train``, ``labutils.models``, ...), so
+``import labutils`` does not import PyTorch and the NumPy labs start fast.
 """
 
 from __future__ import annotations
@@ -24,27 +26,30 @@ from .text import CharVocab, WordVocab, n_stream_batches, stream_batches, window
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "models",
-    "layers",
-    "schedules",
-    "train",
-    "sampling",
-    "metrics",
-    "plots",
-    "widgets",
+# Every module and subpackage of labutils, loaded on first use as ``labutils.NAME``
+# (tests/test_api.py checks this table against the files).
+_LAZY = (
+    "bench",
     "checks",
     "data",
-    "text",
-    "runtime",
-    "notebooks",
-    "grading",
-    "release",
-    "bench",
+    "datasets",
     "doctor",
-    "imdb",
-}
+    "grading",
+    "layers",
+    "metrics",
+    "models",
+    "notebooks",
+    "plots",
+    "release",
+    "runtime",
+    "sampling",
+    "schedules",
+    "text",
+    "train",
+    "widgets",
+)
 
+# The names ``from labutils import *`` gives: the NumPy-only helpers imported above.
 __all__ = [
     "CharVocab",
     "WordVocab",
@@ -71,3 +76,7 @@ def __getattr__(name):  # PEP 562: ``labutils.train`` imports torch only when fi
     if name in _LAZY:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'labutils' has no attribute {name!r}")
+
+
+def __dir__():  # what tab completion offers: the public API
+    return sorted({*__all__, *_LAZY, "__version__"})

@@ -1,10 +1,17 @@
 """Models built from ``torch.nn`` layers (never the exercise cells: those live in the notebooks).
 
+Every model has the same parts under the same names: ``embed`` (Embedding), ``rnn`` (the
+recurrent layers) and its head (``decoder`` for a language model, ``classify`` for a classifier);
+each keeps its constructor's arguments in ``config``.
+
 * ``CharRNN``: Embedding -> ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` -> Linear, for labs 06 and 07.
   ``forward(x, hidden)`` returns the logits and the *detached* new hidden state, so truncated
   BPTT can carry the state across batches without backpropagating into earlier ones.  A notebook
   may pass its own recurrent layer class (``layer=``; lab 07's CPU-friendly GRU) as long as it
   has the PyTorch layer's parameters, so the weights always load into the standard model too.
+* ``WordLM``: the same for words (many-to-many); ``SequenceClassifier``: many-to-one over a
+  packed batch of variable-length sequences (lab 05).
+* ``detach_hidden(hidden)``: the one function that cuts a carried state from its graph.
 """
 
 from __future__ import annotations
@@ -16,31 +23,50 @@ CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # gate blocks stacked in each weight matrix (rows G * H)
 
 
-def _detach(hidden):
-    return tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+def detach_hidden(hidden):
+    """The recurrent state cut from the graph that made it, so backpropagation stops here.
 
-
-def _recurrent_layers(
-    cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0, nonlinearity: str = "tanh"
-) -> nn.Module:
-    """``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` (batch first), after checking the names a student may mistype.
-
-    ``dropout`` applies between layers, so it is dropped for a single layer (PyTorch warns
-    otherwise); ``nonlinearity`` ("tanh" or "relu") applies to ``cell="rnn"`` only.
+    ``hidden`` (L, B, H), an LSTM's pair ``(h, c)`` of them, or ``None`` (returned as is).
+    The one way the package detaches a carried state: truncated BPTT in ``CharRNN.forward``,
+    ``WordLM.forward`` and ``labutils.train.fit(stateful=True)``.
     """
+    if hidden is None:
+        return None
+    if isinstance(hidden, tuple):
+        return tuple(h.detach() for h in hidden)
+    return hidden.detach()
+
+
+def _check_names(cell: str, nonlinearity: str) -> None:
+    """Raise ``ValueError`` naming the choices for a mistyped cell or nonlinearity."""
     if cell not in CELLS:
         raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-    return CELLS[cell](
-        input_size,
-        hidden_size,
-        num_layers=num_layers,
-        batch_first=True,
-        dropout=dropout if num_layers > 1 else 0.0,
-        **extra,
-    )
+
+
+def _recurrent_layers(config: dict, layer: type[nn.Module] | None = None) -> nn.Module:
+    """The batch-first recurrent layers that ``config`` describes (cell, sizes, dropout, nonlinearity).
+
+    ``layer=None``: ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM``.  Otherwise ``layer`` is called as
+    ``layer(input_size, hidden_size, num_layers=..., batch_first=True, dropout=...)`` and must
+    have that PyTorch layer's parameters (checked).  ``dropout`` applies between layers, so it
+    is dropped for a single layer (PyTorch warns otherwise); ``nonlinearity`` ("tanh" or
+    "relu", default tanh) applies to ``cell="rnn"`` only.
+    """
+    cell, nonlinearity = config["cell"], config.get("nonlinearity", "tanh")
+    _check_names(cell, nonlinearity)
+    sizes = (config["embed_dim"], config["hidden_size"])
+    options = dict(num_layers=config["num_layers"], batch_first=True)
+    options["dropout"] = config["dropout"] if config["num_layers"] > 1 else 0.0
+    if layer is None:
+        extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        return CELLS[cell](*sizes, **options, **extra)
+    if cell == "rnn" and nonlinearity != "tanh":
+        raise ValueError("layer= replaces the recurrent layer; leave nonlinearity='tanh' when you pass one")
+    custom = layer(*sizes, **options)
+    _check_layer_parameters(custom, cell, *sizes, config["num_layers"])
+    return custom
 
 
 def _check_layer_parameters(layer: nn.Module, cell: str, input_size: int, hidden_size: int, num_layers: int):
@@ -68,12 +94,35 @@ def _check_layer_parameters(layer: nn.Module, cell: str, input_size: int, hidden
         )
 
 
+def _arguments(local_names: dict, *left_out: str) -> dict:
+    """A constructor's arguments by name, in order: ``locals()`` taken first thing in ``__init__``."""
+    return {k: v for k, v in local_names.items() if k not in ("self", "__class__", *left_out)}
+
+
+class _EmbedRNN(nn.Module):
+    """The front every model here shares: ``embed`` (Embedding) -> ``rnn`` (recurrent layers).
+
+    ``config``, the subclass's constructor arguments (``layer`` aside), is kept as
+    ``self.config``: plain data that a checkpoint stores and ``type(model)(**config)`` rebuilds
+    the model from; ``cell`` is lower-cased first.
+    """
+
+    def __init__(self, config: dict, layer: type[nn.Module] | None = None):
+        super().__init__()
+        config["cell"] = config["cell"].lower()
+        self.config = config
+        self.embed = nn.Embedding(config["vocab_size"], config["embed_dim"])
+        self.rnn = _recurrent_layers(config, layer)
+
+
 # ============================================================================ CharRNN (labs 06, 07)
-class CharRNN(nn.Module):
+class CharRNN(_EmbedRNN):
     """Character-level language model: Embedding -> recurrent layers -> Linear decoder.
 
     Shapes: ``x`` (B, T) int64 -> logits (B, T, V); hidden (L, B, H), or a pair of them for
-    the LSTM.  ``nonlinearity`` ("tanh" or "relu") applies to ``cell="rnn"`` only.
+    the LSTM.  ``nonlinearity`` ("tanh" or "relu") applies to ``cell="rnn"`` only.  The
+    parameter names (``embed.*``, ``rnn.*``, ``decoder.*``) are what checkpoints and the grader
+    read: keep them.
 
     ``layer``: a class to use instead of ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM``, called as
     ``layer(embed_dim, hidden_size, num_layers=..., batch_first=True, dropout=...)``; it must
@@ -92,34 +141,13 @@ class CharRNN(nn.Module):
         dropout: float = 0.0,
         layer: type[nn.Module] | None = None,
     ):
-        super().__init__()
-        cell = cell.lower()
-        self.config = dict(
-            vocab_size=vocab_size,
-            embed_dim=embed_dim,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            cell=cell,
-            nonlinearity=nonlinearity,
-            dropout=dropout,
-        )
-        self.embed = nn.Embedding(vocab_size, embed_dim)
-        if layer is None:
-            self.rnn = _recurrent_layers(cell, embed_dim, hidden_size, num_layers, dropout, nonlinearity)
-        else:
-            if cell not in CELLS:
-                raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
-            if cell == "rnn" and nonlinearity != "tanh":
-                raise ValueError("layer= replaces the recurrent layer; leave nonlinearity='tanh' when you pass one")
-            dropout = dropout if num_layers > 1 else 0.0
-            self.rnn = layer(embed_dim, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout)
-            _check_layer_parameters(self.rnn, cell, embed_dim, hidden_size, num_layers)
+        super().__init__(_arguments(locals(), "layer"), layer)
         self.decoder = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, x: torch.Tensor, hidden=None):
         """x (B, T) -> (logits (B, T, V), detached hidden)."""
         output, hidden = self.rnn(self.embed(x), hidden)
-        return self.decoder(output), _detach(hidden)
+        return self.decoder(output), detach_hidden(hidden)
 
     def hidden_states(self, x: torch.Tensor, hidden=None) -> torch.Tensor:
         """The last layer's hidden state at every step: x (B, T) -> (B, T, H)."""
@@ -128,14 +156,14 @@ class CharRNN(nn.Module):
 
 
 # ================================================================ word-level models (labs 03, 05)
-class WordLM(nn.Module):
+class WordLM(_EmbedRNN):
     """Word-level language model that predicts the next word at *every* position.
 
-    Embedding -> ``num_layers`` recurrent layers (``cell`` = "rnn", "gru" or "lstm") -> Linear.
-    Shapes: ``x`` (B, T) int64 -> logits (B, T, V) and the new hidden state (L, B, H) (a pair
-    for the LSTM), *not* detached: ``fit(..., stateful=True)`` detaches it between batches.
-    Lab 03's exercise model predicts only from the last step of a window; this one is the
-    many-to-many form, which learns from every position of a stream.
+    ``embed`` (Embedding) -> ``rnn`` (``num_layers`` recurrent layers, ``cell`` = "rnn", "gru" or
+    "lstm") -> ``decoder`` (Linear), the parts and names of ``CharRNN``.  Shapes: ``x`` (B, T)
+    int64 -> logits (B, T, V) and the new hidden state (L, B, H) (a pair for the LSTM),
+    detached as ``CharRNN``'s is.  Lab 03's exercise model predicts only from the last step of
+    a window; this one is the many-to-many form, which learns from every position of a stream.
     """
 
     def __init__(
@@ -147,34 +175,24 @@ class WordLM(nn.Module):
         cell: str = "rnn",
         dropout: float = 0.0,
     ):
-        super().__init__()
-        cell = cell.lower()
-        self.config = dict(
-            vocab_size=vocab_size,
-            embed_dim=embed_dim,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            cell=cell,
-            dropout=dropout,
-        )
-        self.embedding = nn.Embedding(vocab_size, embed_dim)
-        self.recurrent = _recurrent_layers(cell, embed_dim, hidden_size, num_layers, dropout)
-        self.head = nn.Linear(hidden_size, vocab_size)
+        super().__init__(_arguments(locals()))
+        self.decoder = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, x: torch.Tensor, hidden=None):
-        """x (B, T) -> (logits (B, T, V), hidden)."""
-        states, hidden = self.recurrent(self.embedding(x), hidden)
-        return self.head(states), hidden
+        """x (B, T) -> (logits (B, T, V), detached hidden)."""
+        states, hidden = self.rnn(self.embed(x), hidden)
+        return self.decoder(states), detach_hidden(hidden)
 
 
-class SequenceClassifier(nn.Module):
+class SequenceClassifier(_EmbedRNN):
     """Many-to-one classifier of variable-length sequences (lab 05).
 
-    Embedding -> recurrent layers over the *packed* batch -> the top layer's final hidden state
-    -> Linear to ``n_classes`` logits.  ``forward(x, lengths)``: ``x`` (B, T) int64 padded ids,
-    ``lengths`` (B,) the true lengths -> logits (B, C).  Packing makes the recurrence stop at
-    each sequence's own last word, so the padding never reaches the final state.
-    ``pack=False`` runs over the padding instead (to show why packing matters).
+    ``embed`` (Embedding) -> ``rnn`` (recurrent layers over the *packed* batch) -> the top
+    layer's final hidden state -> ``drop`` (Dropout) -> ``classify`` (Linear to ``n_classes``
+    logits).  ``forward(x, lengths)``: ``x`` (B, T) int64 padded ids, ``lengths`` (B,) the true
+    lengths -> logits (B, C).  Packing makes the recurrence stop at each sequence's own last
+    word, so the padding never reaches the final state.  ``pack=False`` runs over the padding
+    instead (to show why packing matters).
     """
 
     def __init__(
@@ -188,31 +206,18 @@ class SequenceClassifier(nn.Module):
         dropout: float = 0.0,
         pack: bool = True,
     ):
-        super().__init__()
-        cell = cell.lower()
-        self.config = dict(
-            vocab_size=vocab_size,
-            n_classes=n_classes,
-            embed_dim=embed_dim,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            cell=cell,
-            dropout=dropout,
-            pack=pack,
-        )
+        super().__init__(_arguments(locals()))
         self.pack = pack
-        self.embedding = nn.Embedding(vocab_size, embed_dim)
-        self.recurrent = _recurrent_layers(cell, embed_dim, hidden_size, num_layers, dropout)
         self.drop = nn.Dropout(dropout)
         self.classify = nn.Linear(hidden_size, n_classes)
 
     def final_state(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The top layer's hidden state after each sequence's last real step: (B, H)."""
-        emb = self.embedding(x)
+        emb = self.embed(x)
         if self.pack:
             # pack_padded_sequence wants the lengths on the CPU, whatever device the data is on
             emb = nn.utils.rnn.pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, hidden = self.recurrent(emb)
+        _, hidden = self.rnn(emb)
         h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # an LSTM returns (h_n, c_n)
         return h_n[-1]
 

@@ -76,7 +76,7 @@ def sample(
     x = torch.as_tensor(vocab.encode(prime), device=device).unsqueeze(0)  # (1, len(prime))
     out = []
     try:
-        # oneDNN's fused LSTM makes one-character steps on the CPU 2-5x slower: off while sampling.
+        # oneDNN's fused LSTM is slow on one-character steps on the CPU: off while sampling.
         with _onednn_off():
             logits, hidden = model(x)
             for _ in range(length):

@@ -20,6 +20,15 @@ import numpy as np
 UNK = "<unk>"
 
 
+def _ids_within(ids, size: int) -> np.ndarray:
+    """``ids`` as a flat int64 array; ``ValueError`` naming those outside ``[0, size)``."""
+    ids = np.asarray(ids, dtype=np.int64).ravel()
+    bad = ids[(ids < 0) | (ids >= size)]
+    if bad.size:
+        raise ValueError(f"ids {sorted(set(bad.tolist()))[:10]} are outside the vocabulary of size {size}")
+    return ids
+
+
 class CharVocab:
     """Characters <-> ids, ids in sorted character order.
 
@@ -66,11 +75,7 @@ class CharVocab:
 
     def decode(self, ids) -> str:
         """Sequence of ids -> ``str``; raises naming any id outside ``[0, len(vocab))``."""
-        ids = np.asarray(ids, dtype=np.int64).ravel()
-        bad = ids[(ids < 0) | (ids >= len(self))]
-        if bad.size:
-            raise ValueError(f"ids {sorted(set(bad.tolist()))[:10]} are outside the vocabulary of size {len(self)}")
-        return "".join(self.chars[i] for i in ids)
+        return "".join(self.chars[i] for i in _ids_within(ids, len(self)))
 
 
 _NOT_LETTER = re.compile(r"[^a-z\s]+")
@@ -126,11 +131,8 @@ class WordVocab:
         return np.fromiter((self.index.get(w, 0) for w in tokens), dtype=np.int64, count=len(tokens))
 
     def decode(self, ids) -> list[str]:
-        ids = np.asarray(ids, dtype=np.int64).ravel()
-        bad = ids[(ids < 0) | (ids >= len(self))]
-        if bad.size:
-            raise ValueError(f"ids {sorted(set(bad.tolist()))[:10]} are outside the vocabulary of size {len(self)}")
-        return [self.words[i] for i in ids]
+        """Sequence of ids -> list of words; raises naming any id outside ``[0, len(vocab))``."""
+        return [self.words[i] for i in _ids_within(ids, len(self))]
 
 
 def windows(ids, n: int) -> tuple[np.ndarray, np.ndarray]:

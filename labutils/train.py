@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .metrics import accuracy as _accuracy
-from .models import CharRNN
+from .models import CharRNN, detach_hidden
 from .runtime import device as default_device
 from .text import CharVocab, n_stream_batches, stream_batches
 
@@ -120,17 +120,9 @@ def _forward(model, x, hidden, stateful: bool):
     args = x if isinstance(x, (tuple, list)) else (x,)
     if stateful:
         logits, hidden = model(*args, hidden)
-        hidden = _detach(hidden)
+        hidden = detach_hidden(hidden)
         return logits, hidden
     return model(*args), None
-
-
-def _detach(hidden):
-    if hidden is None:
-        return None
-    if isinstance(hidden, tuple):  # an LSTM's (h, c)
-        return tuple(h.detach() for h in hidden)
-    return hidden.detach()
 
 
 def _reset_streams(hidden, p: float):

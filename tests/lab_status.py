@@ -15,7 +15,7 @@ BROWSER_REASON = (
     "Python (pip install -e .[dev]); missing: {missing}"
 )
 
-# Tests that failed in the first full CI run of this session, at its very end, with no time
-# left to fix them properly. They run and report as xfail, never silently: each is named in the
-# session's note, and fixing one means deleting its line here.
+# Tests known to fail, by pytest node id, each with the reason shown in the report. conftest.py
+# marks them xfail(strict=True): they still run, and one that starts passing fails the run
+# (XPASS), so that its line here is deleted rather than left to hide a later regression.
 KNOWN_FAILING: dict[str, str] = {}

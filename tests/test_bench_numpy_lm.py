@@ -27,4 +27,4 @@ def test_quick_bench_prints_json(mirror, monkeypatch, capsys):
         assert isinstance(figures[key], float) and math.isfinite(figures[key]) and figures[key] > 0, key
     assert figures["hidden"] == 100 and figures["seq_len"] == 25
     # Both models learnt something: below the loss of a uniform guess over the characters (ln 75 = 4.3).
-    assert figures["baseline_loss"] < 4.3
+    assert figures["ours_loss"] < 4.3 and figures["baseline_loss"] < 4.3

@@ -14,8 +14,8 @@ def test_word_lm_shapes_and_state(cell):
     x = torch.randint(0, 20, (3, 7))
     logits, hidden = model(x)
     assert logits.shape == (3, 7, 20)
-    h = hidden[0] if cell == "lstm" else hidden
-    assert h.shape == (2, 3, 6)
+    states = hidden if cell == "lstm" else (hidden,)
+    assert all(h.shape == (2, 3, 6) and not h.requires_grad for h in states)  # detached, as CharRNN's
     # carrying the state over two halves equals one pass over the whole sequence
     first, hidden = model(x[:, :4])
     second, _ = model(x[:, 4:], hidden)
@@ -45,7 +45,7 @@ def test_classifier_final_state_is_the_top_layer_at_each_own_end():
     torch.manual_seed(0)
     model = models.SequenceClassifier(12, n_classes=2, embed_dim=4, hidden_size=5, num_layers=2, cell="gru")
     x, lengths = datasets.pad_batch([[1, 2, 3], [4]])
-    states, _ = model.recurrent(model.embedding(x))
+    states, _ = model.rnn(model.embed(x))
     expected = states[torch.arange(2), lengths - 1]
     assert torch.allclose(model.final_state(x, lengths), expected, atol=1e-6)
 
@@ -74,3 +74,32 @@ def test_classifier_learns_a_separable_task():
             opt.step()
     (x, lengths), y = next(iter(datasets.make_loader(seqs, labels, batch_size=120)))
     assert (model(x, lengths).argmax(-1) == y).float().mean() > 0.95
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: models.CharRNN(11, 5, 7, 2, cell="RNN", nonlinearity="relu", dropout=0.1),
+        lambda: models.WordLM(11, embed_dim=5, hidden_size=7, num_layers=1, cell="lstm"),
+        lambda: models.SequenceClassifier(11, 3, embed_dim=5, hidden_size=7, cell="gru", pack=False),
+    ],
+    ids=["CharRNN", "WordLM", "SequenceClassifier"],
+)
+def test_config_is_the_arguments_and_rebuilds_the_model(build):
+    """``config``: every constructor argument (cell lower-cased), enough to rebuild the same model."""
+    import inspect
+
+    model = build()
+    arguments = [p for p in inspect.signature(type(model)).parameters if p != "layer"]
+    assert list(model.config) == arguments
+    assert model.config["cell"] == model.config["cell"].lower()
+    twin = type(model)(**model.config)
+    assert {k: v.shape for k, v in twin.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    assert [name for name, _ in model.named_children()][:2] == ["embed", "rnn"]
+
+
+def test_charrnn_config_is_the_checkpoint_contract():
+    model = models.CharRNN(11, 5, 7, 2, cell="rnn", nonlinearity="relu", dropout=0.1)
+    assert model.config == dict(
+        vocab_size=11, embed_dim=5, hidden_size=7, num_layers=2, cell="rnn", nonlinearity="relu", dropout=0.1
+    )

@@ -39,8 +39,12 @@ def test_seed_everything_seeds_python_numpy_and_torch():
 def test_device_prefers_what_is_available(monkeypatch):
     monkeypatch.delenv("LABUTILS_DEVICE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert runtime.device().type == "cuda"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert runtime.device().type == "cuda"  # CUDA first
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.device().type == "mps"  # then Apple's GPU
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert runtime.device().type == "cpu"
     assert runtime.device("meta").type == "meta"
+    monkeypatch.setenv("LABUTILS_DEVICE", "meta")
+    assert runtime.device().type == "meta"

@@ -42,13 +42,24 @@ def test_fit_records_history_and_accuracy():
 
 
 def test_fit_passes_padded_pairs_to_a_classifier():
+    """A batch ``((padded, lengths), y)`` reaches ``forward(padded, lengths)``; the accuracy is the unpadded one."""
     torch.manual_seed(0)
-    seqs = [[1, 2, 3], [4, 5], [1], [4, 4, 4, 4]] * 4
+    seqs = [[1, 2, 3], [4, 5], [1], [4, 4, 4, 4]] * 4  # the class is told by the first word
     labels = [0, 1, 0, 1] * 4
     model = models.SequenceClassifier(6, n_classes=2, embed_dim=4, hidden_size=4)
-    loader = datasets.make_loader(seqs, labels, batch_size=4)
-    history = train.fit(model, loader, epochs=1, val=loader, with_accuracy=True, progress=False, device="cpu")
-    assert "val_accuracy" in history.epochs[0]
+    calls = []
+    model.register_forward_pre_hook(lambda _module, args: calls.append(args))
+    loader = datasets.make_loader(seqs, labels, batch_size=4)  # pads with id 0, which no sequence uses
+    history = train.fit(model, loader, epochs=15, lr=0.05, val=loader, with_accuracy=True, progress=False, device="cpu")
+    assert calls and all(len(args) == 2 for args in calls), "forward(padded, lengths): two arguments"
+    for padded, lengths in calls:
+        assert torch.equal(lengths, (padded != 0).sum(1)) and padded.shape[1] == lengths.max()
+    # Oracle: each sequence run alone, unpadded, through the trained model.
+    with torch.no_grad():
+        alone = [int(model.eval()(torch.tensor([s]), torch.tensor([len(s)])).argmax()) for s in seqs]
+    expected = sum(p == y for p, y in zip(alone, labels, strict=True)) / len(seqs)
+    assert history.epochs[-1]["val_accuracy"] == pytest.approx(expected)
+    assert expected == 1.0, "the classifier should learn to read the first word"
 
 
 def test_fit_stops_on_nan_with_advice():

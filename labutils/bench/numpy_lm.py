@@ -163,33 +163,13 @@ def run(quick: bool = False) -> dict:
 def _race(lab: dict, train_ids, val_ids, V: int, n_chars: int) -> dict:
     """Train both models on the same characters, in turns; time each; measure both on held-out text.
 
-    Ours (batched streams, embedding lookup) calls back after each update. Every
-    ``1/ROUNDS`` of its updates, the callback trains the baseline (one stream, one-hot columns,
-    dictionaries per time step) on as many characters. The first update of every turn, ours
-    or the baseline's, is a warm-up and is not timed: a virtual machine may have paged out the
-    memory that the other model's turn left alone, and that is not the model's cost.
+    Ours (batched streams, embedding lookup) calls back after each update; the callback, a
+    ``_Turns``, trains the baseline every ``1/ROUNDS`` of ours' updates (see there).
     """
     params = lab["init_char_lm"](V, HIDDEN, EMBED, np.random.default_rng(0), dtype=np.float32)
     base = TutorialRNN(V, HIDDEN, np.random.default_rng(0))
     n_steps = max(2, n_chars // (BATCH * SEQ_LEN))
-    turn = max(2, n_steps // ROUNDS)  # ours' updates per turn: a warm-up, then at least one timed
-    base_train, clock = [], {"ours": 0.0, "ours_chars": 0, "base": 0.0, "base_chars": 0, "mark": 0.0}
-
-    def baseline_turn(step, loss, params):
-        now = time.perf_counter()
-        if step % turn:  # not the first update of ours' turn
-            clock["ours"] += now - clock["mark"]
-            clock["ours_chars"] += BATCH * SEQ_LEN
-        if (step + 1) % turn == 0 or step == n_steps - 1:
-            for chunk in range((step % turn + 1) * BATCH):  # as many characters as ours read in its turn
-                start = time.perf_counter()
-                base_train.extend(base.train(train_ids, SEQ_LEN, SEQ_LEN, BASE_LR))
-                if chunk:
-                    clock["base"] += time.perf_counter() - start
-                    clock["base_chars"] += SEQ_LEN
-        clock["mark"] = time.perf_counter()
-
-    clock["mark"] = time.perf_counter()
+    turns = _Turns(base, train_ids, n_steps, turn=max(2, n_steps // ROUNDS))  # starts the clock
     ours_train = lab["train_char_lm"](
         params,
         train_ids,
@@ -198,29 +178,70 @@ def _race(lab: dict, train_ids, val_ids, V: int, n_chars: int) -> dict:
         n_steps=n_steps,
         lr=LR,
         clip=5.0,
-        on_step=baseline_turn,
+        on_step=turns,
         progress=False,
     )
-    ours_chars, base_chars = n_steps * BATCH * SEQ_LEN, len(base_train) * SEQ_LEN
-    ours_rate = clock["ours_chars"] / max(clock["ours"], 1e-9)
-    base_rate = clock["base_chars"] / max(clock["base"], 1e-9)
-    print(f"ours:     batch {BATCH} x {SEQ_LEN} chars, float32, {n_steps} updates, {ours_rate:,.0f} chars/s")
-    print(f"baseline: batch 1 x {SEQ_LEN} chars, float64, {len(base_train)} updates, {base_rate:,.0f} chars/s")
-
+    base_train = turns.base_losses
+    print(f"ours:     batch {BATCH} x {SEQ_LEN} chars, float32, {n_steps} updates, {turns.rate('ours'):,.0f} chars/s")
+    print(f"baseline: batch 1 x {SEQ_LEN} chars, float64, {len(base_train)} updates, {turns.rate('base'):,.0f} chars/s")
     ours_loss = heldout_loss(
         params["W_xh"] @ params["E"].T, params["W_hh"], params["b_h"], params["W_hy"], params["b_y"], val_ids
     )
     base_loss = heldout_loss(base.Wxh, base.Whh, base.bh, base.Why, base.by, val_ids)
     return {
-        "speedup": ours_rate / base_rate,
-        "ours_chars_per_s": ours_rate,
-        "baseline_chars_per_s": base_rate,
+        "speedup": turns.rate("ours") / turns.rate("base"),
+        "ours_chars_per_s": turns.rate("ours"),
+        "baseline_chars_per_s": turns.rate("base"),
         "ours_loss": ours_loss,
         "baseline_loss": base_loss,
-        "ours_train_loss_last": float(np.mean(ours_train[-max(1, len(ours_train) // 20) :])),
-        "baseline_train_loss_last": float(np.mean(base_train[-max(1, len(base_train) // 20) :])),
-        "chars": int(min(ours_chars, base_chars)),
+        "ours_train_loss_last": _tail_mean(ours_train),
+        "baseline_train_loss_last": _tail_mean(base_train),
+        "chars": int(min(n_steps * BATCH * SEQ_LEN, len(base_train) * SEQ_LEN)),
         "hidden": HIDDEN,
         "seq_len": SEQ_LEN,
         "batch": BATCH,
     }
+
+
+class _Turns:
+    """Ours' ``on_step(step, loss, params)`` callback: the clock of both models and the baseline's turns.
+
+    Ours takes turns of ``turn`` updates; after the last update of each turn the baseline
+    trains on as many characters (one ``SEQ_LEN`` chunk per stream and update).  The first
+    update of every turn, ours or the baseline's, is a warm-up and is not timed: a virtual
+    machine may have paged out the memory that the other model's turn left alone, and that is
+    not the model's cost.
+    """
+
+    def __init__(self, base: TutorialRNN, train_ids, n_steps: int, turn: int):
+        self.base, self.train_ids, self.n_steps, self.turn = base, train_ids, n_steps, turn
+        self.base_losses: list[float] = []
+        self.seconds = {"ours": 0.0, "base": 0.0}
+        self.chars = {"ours": 0, "base": 0}
+        self.mark = time.perf_counter()  # the end of the last thing timed or skipped
+
+    def __call__(self, step: int, loss, params) -> None:
+        now = time.perf_counter()
+        if step % self.turn:  # not the first update of ours' turn
+            self.seconds["ours"] += now - self.mark
+            self.chars["ours"] += BATCH * SEQ_LEN
+        if (step + 1) % self.turn == 0 or step == self.n_steps - 1:
+            self._baseline_turn(chunks=(step % self.turn + 1) * BATCH)
+        self.mark = time.perf_counter()
+
+    def _baseline_turn(self, chunks: int) -> None:
+        for chunk in range(chunks):
+            start = time.perf_counter()
+            self.base_losses.extend(self.base.train(self.train_ids, SEQ_LEN, SEQ_LEN, BASE_LR))
+            if chunk:
+                self.seconds["base"] += time.perf_counter() - start
+                self.chars["base"] += SEQ_LEN
+
+    def rate(self, who: str) -> float:
+        """Characters per second of ``"ours"`` or ``"base"`` over their timed updates."""
+        return self.chars[who] / max(self.seconds[who], 1e-9)
+
+
+def _tail_mean(losses) -> float:
+    """The mean of the last twentieth of a loss curve (at least its last value)."""
+    return float(np.mean(losses[-max(1, len(losses) // 20) :]))

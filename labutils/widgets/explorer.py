@@ -7,11 +7,11 @@ The logic lives in plain objects so that it can be tested without a browser:
 * ``TrainingRun`` -- one training session on the Sherlock Holmes canon: builds the model, trains
   it with ``labutils.train.fit`` (truncated BPTT over contiguous streams), keeps the ``History``,
   redraws the loss plot as PNG bytes while it trains, stops when asked and samples at the end;
-* ``render_history_png(history)`` -- the loss plot as PNG bytes (a matplotlib ``Figure`` drawn
-  off-screen, safe to call from a background thread);
+* ``render_history_png(history)`` -- ``plots.plot_history`` as PNG bytes (a matplotlib ``Figure``
+  drawn off-screen, safe to call from a background thread);
 * ``Explorer`` -- the ipywidgets layout.  Pressing **Train** starts a ``TrainingRun`` in a
   background thread, so the kernel keeps processing events (the **Stop** button) while the
-  model trains.  ``explorer_widget()`` returns the top-level widget for a notebook cell.
+  model trains.  ``explorer_widget()`` returns an ``Explorer``, which a notebook cell displays.
 
 The held-out text is the last 5% of the canon, as in lab 07; the explorer measures its loss on
 the first ``VAL_CHARS`` characters of it to keep evaluation quick.
@@ -20,22 +20,33 @@ the first ``VAL_CHARS`` characters of it to keep evaluation quick.
 from __future__ import annotations
 
 import html
-import io
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..data import load_text, train_val_split
+from ..plots import figure_png, plot_history
 from ..text import CharVocab, n_stream_batches, stream_batches
+from .sampler import sample_block
+
+if TYPE_CHECKING:  # the explorer imports torch only when it trains
+    from tqdm import tqdm
+
+    from ..models import CharRNN
+    from ..train import History
 
 CELL_CHOICES = ("rnn", "gru", "lstm")
 NONLINEARITIES = ("tanh", "relu")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd", "adagrad")
 VAL_FRACTION = 0.05  # the held-out part of the canon, as in lab 07
 VAL_CHARS = 20_000  # how much of it the explorer evaluates on while training
+VAL_STREAMS = 8  # read as this many parallel streams (fewer if too short): a few batched steps per evaluation
+EVALUATIONS = 5  # held-out evaluations spread over a run, for the plot's held-out curve
 PLOT_EVERY_S = 0.5  # train at least this long between two redraws of the loss plot
 
 
@@ -111,36 +122,25 @@ class ExplorerConfig:
 
 
 def render_history_png(history, *, title: str = "", width: float = 6.0, height: float = 3.0) -> bytes:
-    """The training (raw and smoothed) and held-out loss of ``history`` as PNG bytes.
+    """``plots.plot_history`` of ``history`` (``None`` before training) as PNG bytes of a fixed size.
 
-    Uses a bare ``matplotlib.figure.Figure`` (no pyplot): nothing is shown inline and the call
-    is safe from a background thread.
+    Draws on a bare ``matplotlib.figure.Figure`` (no pyplot): nothing is shown inline and the
+    call is safe from a background thread.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..metrics import smooth
-
     fig = Figure(figsize=(width, height), dpi=80)
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     if history is not None and history.train_loss:
-        ax.plot(history.steps, history.train_loss, color="tab:blue", alpha=0.25, lw=0.8)
-        ax.plot(history.steps, smooth(history.train_loss, 0.9), color="tab:blue", lw=2, label="training (smoothed)")
-        if history.val_loss:
-            ax.plot(history.val_steps, history.val_loss, "o--", color="tab:orange", label="held-out")
-        ax.legend(loc="upper right")
+        plot_history(history, ax, title=title, smoothing=0.9)
     else:
+        plot_history(_NO_HISTORY, ax, title=title)
         ax.text(0.5, 0.5, "press Train", ha="center", va="center", transform=ax.transAxes, color="grey")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats)")
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return figure_png(fig, crop=False)
+
+
+_NO_HISTORY = SimpleNamespace(steps=[], train_loss=[], val_steps=[], val_loss=[])
 
 
 @dataclass
@@ -149,6 +149,7 @@ class TrainingRun:
 
     ``run()`` trains synchronously (the widget calls it in a thread); ``stop()`` asks it to end
     after the current step.  ``on_update()`` is called after each plot redraw and at the end.
+    ``status`` is one of "not started", "training", "finished", "stopped", "failed".
     """
 
     config: ExplorerConfig
@@ -156,101 +157,121 @@ class TrainingRun:
     progress_factory: Callable | None = None  # e.g. tqdm.notebook.tqdm; default: tqdm.auto.tqdm
     on_update: Callable[[TrainingRun], None] | None = None
     device: str | None = "cpu"  # small models train fastest on the CPU
-    history: object = None
-    model: object = None
+    history: History | None = None
+    model: CharRNN | None = None
     vocab: CharVocab | None = None
     plot_png: bytes = b""
     sample_text: str = ""
     message: str = ""
-    status: str = "not started"  # not started / training / finished / stopped / failed
+    status: str = "not started"
     seconds: float = 0.0
-    bar: object = None
+    bar: tqdm | None = None
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _next_draw: float = field(default=0.0, repr=False)  # perf_counter time from which the plot may be redrawn
 
     def stop(self) -> None:
         self._stop.set()
 
     def run(self) -> TrainingRun:
         """Train, plot, sample; never raises: problems end up in ``message`` and ``status``."""
-        import torch
+        from ..train import TrainingDiverged
 
-        from ..models import CharRNN
-        from ..sampling import sample
-        from ..train import History, StopTraining, TrainingDiverged, fit, make_optimizer
-
-        cfg = self.config
         train_text, val_text = train_val_split(self.text, VAL_FRACTION)
-        issues = cfg.problems(len(train_text))
+        issues = self.config.problems(len(train_text))
         if issues:
             self.status, self.message = "failed", "Please fix the configuration: " + " ".join(issues)
             self._notify()
             return self
+        train_ids, val_ids = self._build(train_text, val_text)
+        start = time.perf_counter()
+        try:
+            self._train(train_ids, val_ids)
+            self.status = "stopped" if self.history.stopped_early else "finished"
+        except TrainingDiverged as exc:
+            self.status, self.message = "failed", str(exc)
+        finally:
+            self.seconds = time.perf_counter() - start
+            self.bar.close()
+        if self.status != "failed":
+            self._sample_and_summarise()
+        self._redraw()
+        return self
+
+    def _build(self, train_text: str, val_text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The vocabulary, the seeded model, an empty history and the progress bar; return the ids.
+
+        Training ids: the first ``train_chars`` characters of ``train_text``; held-out ids: the
+        first ``VAL_CHARS`` of ``val_text``.
+        """
+        import torch
+
+        from ..models import CharRNN
+        from ..train import History
+
+        cfg = self.config
         self.vocab = CharVocab(self.text)
-        train_ids = self.vocab.encode(train_text[: cfg.train_chars])
-        val_ids = self.vocab.encode(val_text[:VAL_CHARS])
-        val_streams = max(1, min(8, (len(val_ids) - 1) // (cfg.seq_len + 1)))
         torch.manual_seed(cfg.seed)
         self.model = CharRNN(
             len(self.vocab), cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.cell, cfg.nonlinearity
         )
         self.history = History()
-        total = cfg.total_steps()
-        bar_cls = self.progress_factory
-        if bar_cls is None:
-            from tqdm.auto import tqdm as bar_cls
-        self.bar = bar_cls(total=total, desc="training", unit="batch")
-        self.status, self.message = "training", f"training a {cfg.cell.upper()} for {total} steps ..."
-        next_draw = 0.0  # perf_counter time from which the loss plot may be redrawn
-        start = time.perf_counter()
+        factory = self.progress_factory
+        if factory is None:
+            from tqdm.auto import tqdm as factory
+        self.bar = factory(total=cfg.total_steps(), desc="training", unit="batch")
+        self.status, self.message = "training", f"training a {cfg.cell.upper()} for {cfg.total_steps()} steps ..."
+        return self.vocab.encode(train_text[: cfg.train_chars]), self.vocab.encode(val_text[:VAL_CHARS])
 
-        def callback(history):
-            nonlocal next_draw
-            self.bar.update(history.steps[-1] - self.bar.n)  # fit may call back less often than every step
-            self.bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", refresh=False)
-            if self._stop.is_set():
-                raise StopTraining
-            now = time.perf_counter()
-            if now >= next_draw:
-                self._redraw()
-                # Count from the end of the redraw and give training at least twice the time the
-                # redraw took: on a slow machine a redraw can take longer than PLOT_EVERY_S, and
-                # the plot would otherwise be redrawn after every step, most of the run's time.
-                done = time.perf_counter()
-                next_draw = done + max(PLOT_EVERY_S, 2 * (done - now))
+    def _train(self, train_ids: np.ndarray, val_ids: np.ndarray) -> None:
+        """``fit`` by truncated BPTT over ``batch_size`` streams, evaluated ``EVALUATIONS`` times."""
+        from ..train import fit, make_optimizer
 
-        try:
-            fit(
-                self.model,
-                lambda: stream_batches(train_ids, cfg.batch_size, cfg.seq_len),
-                epochs=cfg.epochs,
-                optimizer=make_optimizer(self.model, cfg.optimizer, cfg.lr),
-                clip=cfg.clip,
-                val=lambda: stream_batches(val_ids, val_streams, cfg.seq_len),
-                stateful=True,
-                eval_every=max(1, total // 5),
-                callback=callback,
-                device=self.device,
-                progress=False,
-                history=self.history,
-            )
-            self.status = "stopped" if self.history.stopped_early else "finished"
-        except TrainingDiverged as exc:
-            self.status, self.message = "failed", str(exc)
-        except StopTraining:  # raised before fit's own handler could see it
-            self.status = "stopped"
-        finally:
-            self.seconds = time.perf_counter() - start
-            self.bar.close()
-        if self.status != "failed":
-            self.sample_text = sample(self.model, self.vocab, self._prime(), cfg.sample_length, cfg.temperature)
-            steps = self.history.steps[-1] if self.history.steps else 0
-            held = f", held-out {self.history.val_loss[-1]:.3f}" if self.history.val_loss else ""
-            self.message = (
-                f"{self.status} after {steps} of {total} steps: training loss "
-                f"{np.mean(self.history.train_loss[-10:]):.3f}{held} (nats per character)."
-            )
-        self._redraw()
-        return self
+        cfg = self.config
+        val_streams = max(1, min(VAL_STREAMS, (len(val_ids) - 1) // (cfg.seq_len + 1)))
+        fit(
+            self.model,
+            lambda: stream_batches(train_ids, cfg.batch_size, cfg.seq_len),
+            epochs=cfg.epochs,
+            optimizer=make_optimizer(self.model, cfg.optimizer, cfg.lr),
+            clip=cfg.clip,
+            val=lambda: stream_batches(val_ids, val_streams, cfg.seq_len),
+            stateful=True,
+            eval_every=max(1, cfg.total_steps() // EVALUATIONS),
+            callback=self._after_step,
+            device=self.device,
+            progress=False,
+            history=self.history,
+        )
+
+    def _after_step(self, history: History) -> None:
+        """``fit``'s callback: move the bar, stop if asked, redraw the plot now and then."""
+        from ..train import StopTraining
+
+        self.bar.update(history.steps[-1] - self.bar.n)  # fit may call back less often than every step
+        self.bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", refresh=False)
+        if self._stop.is_set():
+            raise StopTraining  # fit ends the run and sets history.stopped_early
+        now = time.perf_counter()
+        if now >= self._next_draw:
+            self._redraw()
+            # Count from the end of the redraw and give training at least twice the time the
+            # redraw took: on a slow machine a redraw can take longer than PLOT_EVERY_S, and
+            # the plot would otherwise be redrawn after every step, most of the run's time.
+            done = time.perf_counter()
+            self._next_draw = done + max(PLOT_EVERY_S, 2 * (done - now))
+
+    def _sample_and_summarise(self) -> None:
+        """A sample from the trained model, and the status line: steps done and the last losses."""
+        from ..sampling import sample
+
+        cfg, history = self.config, self.history
+        self.sample_text = sample(self.model, self.vocab, self._prime(), cfg.sample_length, cfg.temperature)
+        steps = history.steps[-1] if history.steps else 0
+        held = f", held-out {history.val_loss[-1]:.3f}" if history.val_loss else ""
+        self.message = (
+            f"{self.status} after {steps} of {cfg.total_steps()} steps: training loss "
+            f"{np.mean(history.train_loss[-10:]):.3f}{held} (nats per character)."
+        )
 
     def _prime(self) -> str:
         """The configured prime, without characters the vocabulary lacks (a test text may miss some)."""
@@ -267,10 +288,35 @@ class TrainingRun:
             self.on_update(self)
 
 
-def sample_html(text: str) -> str:
-    """The sample as HTML: a heading "Sample" and the text in a ``lab-sample`` block."""
-    body = html.escape(text)
-    return f'<div class="lab-sample"><h4>Sample</h4><pre style="white-space: pre-wrap; margin: 0">{body}</pre></div>'
+def _controls(cfg: ExplorerConfig) -> dict:
+    """One widget per field a student may change, named like the field, showing ``cfg``'s value."""
+    import ipywidgets as W
+
+    wide = {"style": {"description_width": "140px"}, "layout": W.Layout(width="340px")}
+
+    def number(name, description, low, high, **extra):
+        return W.BoundedIntText(value=getattr(cfg, name), min=low, max=high, description=description, **extra, **wide)
+
+    return {
+        "cell": W.Dropdown(options=list(CELL_CHOICES), value=cfg.cell, description="cell", **wide),
+        "nonlinearity": W.Dropdown(
+            options=list(NONLINEARITIES), value=cfg.nonlinearity, description="nonlinearity (rnn)", **wide
+        ),
+        "embed_dim": number("embed_dim", "embedding", 1, 1024),
+        "hidden_size": number("hidden_size", "hidden size", 1, 2048),
+        "num_layers": number("num_layers", "layers", 1, 8),
+        "seq_len": number("seq_len", "sequence length", 2, 1000),
+        "batch_size": number("batch_size", "streams (batch)", 1, 1024),
+        "lr": W.FloatLogSlider(
+            value=cfg.lr, base=10, min=-5, max=-1, step=0.1, readout_format=".1e", description="learning rate", **wide
+        ),
+        "optimizer": W.Dropdown(options=list(OPTIMIZERS), value=cfg.optimizer, description="optimiser", **wide),
+        "train_chars": number("train_chars", "training characters", 1, 4_000_000, step=10_000),
+        "epochs": number("epochs", "epochs", 1, 100),
+        "temperature": W.FloatSlider(
+            value=cfg.temperature, min=0.0, max=2.0, step=0.05, description="temperature", **wide
+        ),
+    }
 
 
 class Explorer:
@@ -287,45 +333,13 @@ class Explorer:
 
         self._text = text
         self.device = device
-        cfg = config or ExplorerConfig()
-        wide = {"style": {"description_width": "140px"}, "layout": W.Layout(width="340px")}
-        self.controls = {
-            "cell": W.Dropdown(options=list(CELL_CHOICES), value=cfg.cell, description="cell", **wide),
-            "nonlinearity": W.Dropdown(
-                options=list(NONLINEARITIES), value=cfg.nonlinearity, description="nonlinearity (rnn)", **wide
-            ),
-            "embed_dim": W.BoundedIntText(value=cfg.embed_dim, min=1, max=1024, description="embedding", **wide),
-            "hidden_size": W.BoundedIntText(value=cfg.hidden_size, min=1, max=2048, description="hidden size", **wide),
-            "num_layers": W.BoundedIntText(value=cfg.num_layers, min=1, max=8, description="layers", **wide),
-            "seq_len": W.BoundedIntText(value=cfg.seq_len, min=2, max=1000, description="sequence length", **wide),
-            "batch_size": W.BoundedIntText(
-                value=cfg.batch_size, min=1, max=1024, description="streams (batch)", **wide
-            ),
-            "lr": W.FloatLogSlider(
-                value=cfg.lr,
-                base=10,
-                min=-5,
-                max=-1,
-                step=0.1,
-                readout_format=".1e",
-                description="learning rate",
-                **wide,
-            ),
-            "optimizer": W.Dropdown(options=list(OPTIMIZERS), value=cfg.optimizer, description="optimiser", **wide),
-            "train_chars": W.BoundedIntText(
-                value=cfg.train_chars, min=1, max=4_000_000, step=10_000, description="training characters", **wide
-            ),
-            "epochs": W.BoundedIntText(value=cfg.epochs, min=1, max=100, description="epochs", **wide),
-            "temperature": W.FloatSlider(
-                value=cfg.temperature, min=0.0, max=2.0, step=0.05, description="temperature", **wide
-            ),
-        }
+        self.controls = _controls(config or ExplorerConfig())
         self.train_button = W.Button(description="Train", button_style="success", icon="play")
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.progress_box = W.Box()
         self.plot = W.Image(value=render_history_png(None), format="png")
         self.status = W.HTML(value="Choose a configuration and press <b>Train</b>.")
-        self.sample = W.HTML(value=sample_html(""))
+        self.sample = W.HTML(value=sample_block(""))
         self.sample.add_class("lab-sample")
         self.train_button.on_click(self._on_train)
         self.stop_button.on_click(self._on_stop)
@@ -362,7 +376,7 @@ class Explorer:
             self.progress_box.children = (bar.container,)
             return bar
 
-        self.sample.value = sample_html("")
+        self.sample.value = sample_block("")
         self.run = TrainingRun(
             cfg, self.text, progress_factory=progress_factory, on_update=self._show, device=self.device
         )
@@ -389,7 +403,7 @@ class Explorer:
             self.plot.value = run.plot_png
         self.status.value = html.escape(run.message).replace("\n", "<br>")
         if run.sample_text:
-            self.sample.value = sample_html(run.sample_text)
+            self.sample.value = sample_block(run.sample_text)
 
     def wait(self, timeout: float | None = None) -> TrainingRun | None:
         """Block until the background training ends (for tests and scripts); return the run."""

@@ -14,9 +14,9 @@ independent of any exercise: it is autograd, not a hand-written backward pass.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
+
+from ..plots import figure_png
 
 NONLINEARITIES = ("tanh", "relu", "linear")
 
@@ -81,16 +81,6 @@ def plot_gradient_norms(norms: np.ndarray, *, rho: float, nonlinearity: str, ax=
     )
     ax.grid(alpha=0.3, which="both")
     return ax.figure
-
-
-def figure_png(fig) -> bytes:
-    """Render a matplotlib ``Figure`` to PNG bytes (no pyplot state involved)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    return buf.getvalue()
 
 
 def explorer_png(rho: float, nonlinearity: str, T: int) -> bytes:
