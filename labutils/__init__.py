@@ -7,7 +7,7 @@ Data flows one way; a module imports only from those to its left::
 
     runtime -> data -> text -> models / train -> sampling / metrics -> plots / widgets
                          checks (generic helpers; one module per lab)
-                         notebooks, release, grading, bench, doctor (tooling)
+                         notebooks, execute, scrub, release, grading, bench, doctor (tooling)
 
 The NumPy-only parts (runtime, data, text, checks) are imported here; the PyTorch-based modules
 load on first use (``labutils.train``, ``labutils.models``, ...), so the NumPy labs start fast.
@@ -36,6 +36,8 @@ _LAZY = {
     "text",
     "runtime",
     "notebooks",
+    "execute",
+    "scrub",
     "grading",
     "release",
     "bench",
