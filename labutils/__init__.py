@@ -8,7 +8,7 @@ Data flows one way; a module imports only from those to its left::
     runtime -> data -> text / datasets -> models / layers / train / schedules
             -> sampling / metrics -> plots / widgets
     checks (generic helpers, one module per lab; judges/ the oracles)
-    notebooks, release, grading, bench, doctor (tooling: may import anything)
+    notebooks, execute, scrub, release, grading, bench, doctor (tooling: may import anything)
 
 The NumPy-only helpers listed in ``__all__`` are imported here; every module in ``_LAZY`` loads
 on first use as ``labutils.NAME`` (``labutils.train``, ``labutils.models``, ...), so
@@ -34,6 +34,7 @@ _LAZY = (
     "data",
     "datasets",
     "doctor",
+    "execute",
     "grading",
     "layers",
     "metrics",
@@ -44,6 +45,7 @@ _LAZY = (
     "runtime",
     "sampling",
     "schedules",
+    "scrub",
     "text",
     "train",
     "widgets",

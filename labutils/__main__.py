@@ -64,6 +64,19 @@ def _grade(args) -> int:
     return grade_folder(args.submissions, out=args.out, timeout=args.timeout, memory_mb=args.memory, jobs=args.jobs)
 
 
+def _execute(args) -> int:
+    from .execute import execute_paths
+
+    return execute_paths(
+        args.paths,
+        budget=args.budget,
+        timeout=args.timeout,
+        kernel_name=args.kernel,
+        compare=args.compare,
+        keep_going=args.keep_going,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m labutils", description="The RNN lab course's helper tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory", type=int, default=4096, help="memory limit per submission in MB (default 4096)")
     p.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
     p.set_defaults(func=_grade)
+
+    p = sub.add_parser(
+        "execute", help="run solution notebooks in a budget and store their outputs (scrubbed, run time in metadata)"
+    )
+    p.add_argument("paths", nargs="+", help="notebooks to run, one after another")
+    p.add_argument("--budget", choices=("full", "ci"), default="full", help="LABUTILS_BUDGET of the run (default full)")
+    p.add_argument("--timeout", type=int, default=3600, help="seconds a cell may take (default 3600)")
+    p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's, python3)")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="write nothing; exit 1 if a # NBVAL_CHECK_OUTPUT cell prints differently from its stored output",
+    )
+    p.add_argument("--keep-going", action="store_true", help="after a notebook fails, run the next ones anyway")
+    p.set_defaults(func=_execute)
     return parser
 
 
