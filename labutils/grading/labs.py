@@ -35,6 +35,7 @@ class Item:
     call: str = ""  # the solution's check call, e.g. "lab01.check_softmax(softmax)": finds a renamed test cell
     question: str = ""  # manual items: the question the written answer replies to
     test_source: str = ""  # automatic items: the test cell as students get it (hidden tests removed)
+    files: tuple[str, ...] = ()  # automatic items judged from handed-in files (Check.files)
 
 
 @dataclass
@@ -61,6 +62,16 @@ class Lab:
     @property
     def auto_points(self) -> float:
         return sum(item.points for item in self.auto_items)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files a submission hands in beside the notebook, for the items judged from files."""
+        return tuple(dict.fromkeys(name for item in self.auto_items for name in item.files))
+
+    @property
+    def from_files(self) -> bool:
+        """True when every automatic item is judged from handed-in files: the notebook is not run."""
+        return bool(self.auto_items) and all(item.files for item in self.auto_items)
 
     @property
     def grade_ids(self) -> set[str]:
@@ -175,6 +186,7 @@ def load_lab(path: Path) -> Lab:
                         module_of(check),
                         _check_call(visible),
                         test_source=visible,
+                        files=tuple(check.files),
                     )
                 )
         if cell.cell_type == "markdown":

@@ -1,6 +1,7 @@
-"""Run one submission's notebook in a limited kernel: ``python -m labutils.grading.worker < job.json``.
+"""Run one submission's notebook in a limited kernel: ``python -m labutils.grading.worker JOB.json``.
 
-The grader starts one worker process per submitted notebook.  The worker
+The grader starts one worker process per submitted notebook, inside the notebook's sandbox
+(``sandbox``), so that the worker and its kernel talk over the sandbox's own loopback.  The worker
 
 1. becomes a *child subreaper* (Linux), so that any process the notebook starts, even one that
    detaches itself, stays its descendant and is killed at the end;
@@ -15,6 +16,13 @@ The grader starts one worker process per submitted notebook.  The worker
 
 Outputs of the student's cells are discarded as they arrive (only errors are kept, cut short),
 so a notebook that prints without end cannot exhaust the worker's memory.
+
+The client does not play the front end of Output widgets (``comm_open_handlers`` emptied).
+nbclient's stand-in for them answers the kernel on the shell channel from the task that reads
+IOPub, while another task waits on that same channel for the cell's ``execute_reply``; that
+send can swallow the socket's one wake-up for the reply, which then sits unread until the
+cell's timeout.  Lab 00's ``interact`` (an Output widget around a plot) stalled headless
+clients this way.  The grader only needs errors, which never pass through Output widgets.
 """
 
 from __future__ import annotations
@@ -110,6 +118,10 @@ def _client_class():
     class Client(NotebookClient):
         """Keeps only error outputs, cut short; everything else a cell prints is dropped."""
 
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.comm_open_handlers = {}  # no Output-widget mimic: see the module's docstring
+
         def output(self, outs, msg, display_id, cell_index):
             if msg["msg_type"] != "error":
                 return None
@@ -135,7 +147,6 @@ def run_job(job: dict) -> dict:
     deadline = start + float(job["timeout"])
     jupyter_dir = Path(job["jupyter_dir"])
     write_kernelspec(jupyter_dir)
-    os.environ.update(job.get("env", {}))
     os.environ["JUPYTER_PATH"] = str(jupyter_dir)
     os.environ["JUPYTER_RUNTIME_DIR"] = str(jupyter_dir / "runtime")
     os.environ["IPYTHONDIR"] = str(jupyter_dir / "ipython")  # no user profile or startup files
@@ -194,7 +205,7 @@ def main() -> int:
     # seconds of CPU per worker, for a check notebooks never use.  Skip that optional import.
     sys.modules.setdefault("rfc3987_syntax", None)
     become_subreaper()
-    job = json.load(sys.stdin)
+    job = json.loads(Path(sys.argv[1]).read_text())
     try:
         report = run_job(job)
     except Exception as exc:  # keep the grader informed whatever happens
