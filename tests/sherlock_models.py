@@ -22,7 +22,7 @@ import torch
 
 SETTINGS = {
     "rnn": dict(embed_dim=32, hidden_size=128, num_layers=1, nonlinearity="tanh", lr=6e-3, steps=250),
-    "gru": dict(embed_dim=32, hidden_size=128, num_layers=1, lr=1e-2, steps=250),
+    "gru": dict(embed_dim=32, hidden_size=128, num_layers=1, lr=1.5e-2, steps=400),
 }
 BATCH, SEQ = 32, 64
 TEMPERATURE = 0.6
@@ -75,7 +75,9 @@ def _train(cell: str, folder: Path) -> None:
     )
     hparams = {k: v for k, v in s.items() if k != "steps"}
     hparams |= dict(train_chars=len(ids), seq_len=SEQ, batch_size=BATCH, optimizer="adam", epochs=1, clip=1.0)
-    save_like_the_notebook(folder / lab07.SAVED[cell], model, vocab, hparams=hparams, history=history, temperature=TEMPERATURE)
+    save_like_the_notebook(
+        folder / lab07.SAVED[cell], model, vocab, hparams=hparams, history=history, temperature=TEMPERATURE
+    )
 
 
 def trained_models() -> Path:

@@ -17,7 +17,6 @@ import os
 import socket
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -26,9 +25,9 @@ import numpy as np
 import pytest
 
 from labutils.grading import grade_folder
+from labutils.grading.jobs import load_probe_output
 from labutils.grading.labs import load_lab, load_labs, match_lab, strip_hidden_tests
 from labutils.grading.report import cell_text
-from labutils.grading.jobs import load_probe_output
 from labutils.grading.submissions import discover, find_test_cell, instrument, read_notebook
 from labutils.notebooks import student_version
 
@@ -430,9 +429,9 @@ def graded(tmp_path_factory, solutions_dir):
     ctx |= dict(pid=os.getpid(), port=listener.port, marker=f"marker-{uuid.uuid4().hex}")
     solution = fixture_solution()
     written = _copy(solution)
-    written.cells[_index(written, "fix-written")].source = (
-        "**Question.** Why is `2 * x` a scaling?\n\nBecause all entries grow by the same factor."
-    )
+    written.cells[
+        _index(written, "fix-written")
+    ].source = "**Question.** Why is `2 * x` a scaling?\n\nBecause all entries grow by the same factor."
     notebooks = {
         "full": solution,
         "victim": solution,
@@ -573,7 +572,9 @@ def test_a_symbolic_link_inside_a_student_folder_is_not_followed(graded):
 def test_two_files_with_one_name_get_a_row_each(graded):
     """The honest notebook keeps its score next to a .txt of the same name (it once scored 0, "ok")."""
     rows, _, _ = graded
-    assert rows["dup.ipynb"]["total"] == "5" and "another file has the same name: dup.txt" in rows["dup.ipynb"]["status"]
+    assert (
+        rows["dup.ipynb"]["total"] == "5" and "another file has the same name: dup.txt" in rows["dup.ipynb"]["status"]
+    )
     assert "dup.ipynb" in rows["dup.txt"]["status"]
 
 
@@ -646,7 +647,9 @@ def test_no_network_from_a_kernel(graded):
 def test_every_submission_left_a_record(graded):
     rows, out, _ = graded
     records = list((out / "results").rglob("*.json"))
-    graded_rows = [r for r in rows.values() if r["status"] == "ok" or "kernel" in r["status"] or "killed" in r["status"]]
+    graded_rows = [
+        r for r in rows.values() if r["status"] == "ok" or "kernel" in r["status"] or "killed" in r["status"]
+    ]
     assert len(records) >= len(graded_rows)
     record = json.loads(next(p for p in records if p.parent.name.startswith("full-")).read_text())
     assert record["student"] == "full" and record["budget"] == "ci" and all("seed" in i for i in record["items"][:2])
@@ -660,7 +663,9 @@ def test_an_endless_loop_times_out_with_credit_for_what_ran(tmp_path, solutions_
     subs.mkdir()
     nbformat.write(with_cell(fixture_solution(), "import os\nos.nice(19)\nwhile True:\n    pass"), subs / "loop.ipynb")
     timeout = 40
-    code = grade_folder(subs, out=tmp_path / "out", timeout=timeout, memory_mb=MEMORY_MB, solutions=solutions_dir, progress=False)
+    code = grade_folder(
+        subs, out=tmp_path / "out", timeout=timeout, memory_mb=MEMORY_MB, solutions=solutions_dir, progress=False
+    )
     assert code == 0
     with open(tmp_path / "out" / "grades.csv", newline="", encoding="utf-8") as f:
         row = next(csv.DictReader(f))

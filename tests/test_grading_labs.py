@@ -132,7 +132,9 @@ def _run_to_first_exercise(path: Path) -> list[tuple[int, str]]:
     exercise, _, _ = _first_exercise(nb)
     code = [c for c in nb.cells if c.cell_type == "code"][:exercise]
     run = nbformat.v4.new_notebook(cells=code, metadata=nb.metadata)
-    client = NotebookClient(run, timeout=300, allow_errors=True, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        run, timeout=300, allow_errors=True, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     client.execute()
     return [(i + 1, o.ename) for i, c in enumerate(run.cells) for o in c.outputs if o.output_type == "error"]
 
@@ -150,7 +152,9 @@ def test_untouched_student_notebook_runs_up_to_its_first_exercise(real_graded, p
     exercise, check, check_id = _first_exercise(nbformat.read(ROOT / "notebooks" / path.name, as_version=4))
     if load_lab(path).from_files:
         errors = _run_to_first_exercise(ROOT / "notebooks" / path.name)
-        assert [e for e in errors if e[0] < exercise] == [] and errors[:1] == [(exercise, "NotImplementedError")], errors
+        assert [e for e in errors if e[0] < exercise] == [] and errors[:1] == [(exercise, "NotImplementedError")], (
+            errors
+        )
         return
     section = _lab_section(_feedback(out, "untouched"), path.stem)
     errors = [(int(m[1]), m[2]) for m in re.finditer(r"^\* code cell (\d+): (\w+)", section, re.M)]

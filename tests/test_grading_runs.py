@@ -125,5 +125,11 @@ def test_the_grade_command_takes_the_new_options():
     args = build_parser().parse_args(
         ["grade", "subs", "--out", "o", "--solutions", "s", "--seed", "5", "--student", "bob", "--resume"]
     )
-    assert (args.solutions, args.seed, args.student, args.resume, args.unsafe_no_sandbox) == ("s", 5, "bob", True, False)
+    assert (args.solutions, args.seed, args.student, args.resume, args.unsafe_no_sandbox) == (
+        "s",
+        5,
+        "bob",
+        True,
+        False,
+    )
     assert build_parser().parse_args(["grade", "subs", "--out", "o", "--unsafe-no-sandbox"]).unsafe_no_sandbox

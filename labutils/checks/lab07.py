@@ -137,7 +137,9 @@ def load_saved(paths: dict, kind: str) -> dict:
         raise ValueError(f"{name} is not a model saved with labutils.train.save_checkpoint (no state_dict)")
     tensors = [t for t in payload["state_dict"].values() if isinstance(t, torch.Tensor)]
     if len(tensors) != len(payload["state_dict"]) or sum(t.numel() for t in tensors) > MAX_SAVED_PARAMS:
-        raise ValueError(f"{name}'s state_dict holds something other than tensors, or over {MAX_SAVED_PARAMS:,} numbers")
+        raise ValueError(
+            f"{name}'s state_dict holds something other than tensors, or over {MAX_SAVED_PARAMS:,} numbers"
+        )
     return payload
 
 
@@ -148,9 +150,11 @@ def _saved_model_arrays(payload: dict, prefix: str) -> dict:
         return {f"{prefix}missing_config": np.asarray("checkpoint without a config")}
     vocab = payload.get("vocab")
     chars = [str(c) for c in vocab][:4096] if isinstance(vocab, (list, tuple)) else []
-    return _config_arrays(config, prefix) | _weight_arrays(payload["state_dict"], prefix) | {
-        f"{prefix}vocab": np.asarray(chars, dtype=str)
-    }
+    return (
+        _config_arrays(config, prefix)
+        | _weight_arrays(payload["state_dict"], prefix)
+        | {f"{prefix}vocab": np.asarray(chars, dtype=str)}
+    )
 
 
 def _file_spec_probe(kind: str):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 def _write_error(out_stem: Path, exc: BaseException) -> None:
     report = {"type": type(exc).__name__, "message": str(exc)[:2000], "where": ""}
-    out_stem.with_suffix(".json").write_text(json.dumps(report), encoding="utf-8")
+    Path(f"{out_stem}.json").write_text(json.dumps(report), encoding="utf-8")
 
 
 def probe_item(grade_id: str, module: str, files: Path, io_dir: Path) -> None:
@@ -38,7 +38,7 @@ def probe_item(grade_id: str, module: str, files: Path, io_dir: Path) -> None:
         paths = {name: files / name for name in check.files if (files / name).is_file()}
         outputs = check.run_file_probe(paths, inputs)
         np.savez(io_dir / f"{grade_id}.tmp.npz", **outputs)
-        (io_dir / f"{grade_id}.tmp.npz").replace(out_stem.with_suffix(".npz"))
+        (io_dir / f"{grade_id}.tmp.npz").replace(f"{out_stem}.npz")
     except BaseException as exc:  # noqa: BLE001 -- a hostile file may raise anything
         _write_error(out_stem, exc)
 

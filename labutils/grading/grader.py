@@ -198,7 +198,9 @@ def grade_folder(submissions, *, out, **kwargs) -> int:
         _prefetch_texts()
         log_run(out, run_seed, options, len(notebooks))
         failed = grade_all(notebooks, settings, out, run_seed, options)
-    in_play = [labs[name] for name in sorted({nb.lab.name for s in students for nb in s.notebooks})] or list(labs.values())
+    in_play = [labs[name] for name in sorted({nb.lab.name for s in students for nb in s.notebooks})] or list(
+        labs.values()
+    )
     csv_path = write_outputs(out, students, collect_results(out, students, in_play), in_play)
     print(
         f"graded {len(notebooks)} notebook(s) of {len(students)} student(s) in {time.monotonic() - start:.0f} s "

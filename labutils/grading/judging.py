@@ -151,7 +151,9 @@ def judge_item(item: Item, inputs: dict[str, np.ndarray], outputs: dict[str, np.
 def _raised(item: Item, err: dict) -> ItemResult:
     kind, message, line = err.get("type", "Error"), err.get("message", ""), err.get("where", "")
     if kind == "NotImplementedError":
-        return ItemResult(item, ItemStatus.NOT_DONE, 0.0, "not attempted: the exercise still raises NotImplementedError.")
+        return ItemResult(
+            item, ItemStatus.NOT_DONE, 0.0, "not attempted: the exercise still raises NotImplementedError."
+        )
     if kind == "MissingFile":
         return ItemResult(item, ItemStatus.NOT_DONE, 0.0, message)
     text = f"your code raised {kind}: {message}".rstrip(": ") + (f" (at {line})" if line else "")

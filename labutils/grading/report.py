@@ -79,6 +79,62 @@ def _quote(text: str) -> str:
     return "\n".join("> " + line if line.strip() else ">" for line in text.strip().splitlines()) or "> (empty)"
 
 
+def _item_table(result: JobResult) -> list[str]:
+    lines = ["| | Item | Points | Result |", "|---|---|---|---|"]
+    for r in result.items:
+        item = r.item
+        shown = f"– / {fmt(item.points)}" if item.manual else f"{fmt(r.points or 0)} / {fmt(item.points)}"
+        label = "to grade by hand" if item.manual else r.status.value
+        title = item.title.replace("|", "\\|")
+        lines.append(f"| {MARK.get(r.status, '✘')} | {title} (`{item.grade_id}`) | {shown} | {label} |")
+    return [*lines, ""]
+
+
+def _item_details(r) -> list[str]:
+    """A written answer to grade by hand, or why an automatic item lost its points."""
+    item = r.item
+    if item.manual:
+        lines = [f"### ✎ {item.grade_id}: to grade by hand ({fmt(item.points)} points)", ""]
+        if item.question:
+            lines += ["Question:", "", _quote(item.question), ""]
+        if r.answer is None:
+            return [*lines, "Your answer: *(the answer cell is missing from the notebook)*", ""]
+        if not r.answer:
+            return [*lines, "Your answer: *(no answer written)*", ""]
+        return [*lines, "Your answer:", "", _quote(r.answer), ""]
+    if r.status is ItemStatus.PASSED:
+        return []
+    return [f"### ✘ {item.title} (`{item.grade_id}`): {fmt(r.points or 0)} / {fmt(item.points)}", "", r.message, ""]
+
+
+def _lab_section(result: JobResult) -> list[str]:
+    lines = [f"## {result.lab.name}: {fmt(result.earned)} / {fmt(result.lab.auto_points)}", ""]
+    for reason in result.reasons:
+        lines += [f"**The run stopped early:** {reason}. Checks that did not run score 0.", ""]
+    for note in result.notes:
+        lines += [f"*Note:* {note}", ""]
+    lines += _item_table(result)
+    for r in result.items:
+        lines += _item_details(r)
+    if result.cell_errors:
+        lines += ["Errors raised while your notebook ran:", ""]
+        lines += [f"* {error}" for error in result.cell_errors[:10]]
+        if len(result.cell_errors) > 10:
+            lines.append(f"* ... and {len(result.cell_errors) - 10} more")
+        lines.append("")
+    return lines
+
+
+HOW_RUN = (
+    "Each function was called on new random inputs (not those of the self-checks in the notebook) "
+    "and its results were compared with an independent reference implementation."
+)
+HOW_FILES = (
+    "Models you saved were loaded and measured by the grader itself: their held-out bits per character, "
+    "and passages it sampled from them at your sampling temperature."
+)
+
+
 def feedback(student: Student, results: dict[tuple[str, str], JobResult], labs: list[Lab]) -> str:
     mine = [results[(student.name, lab.name)] for lab in labs if (student.name, lab.name) in results]
     earned = sum(r.earned for r in mine)
@@ -86,55 +142,18 @@ def feedback(student: Student, results: dict[tuple[str, str], JobResult], labs: 
         lab.auto_points for lab in labs
     )
     manual = sum(item.points for r in mine for item in r.lab.manual_items)
-    lines = [f"# Feedback for {student.name}", ""]
-    lines.append(f"Automatic score: **{fmt(earned)} / {fmt(possible)}** points.")
+    lines = [f"# Feedback for {student.name}", "", f"Automatic score: **{fmt(earned)} / {fmt(possible)}** points."]
     if manual:
         lines.append(f"Written answers ({fmt(manual)} points) are graded by hand.")
-    lines += [
-        "",
-        "Each function was called on new random inputs (not those of the self-checks in the notebook) "
-        "and its results were compared with an independent reference implementation.",
-        "",
-    ]
+    lines += ["", HOW_RUN, ""]
+    if any(r.lab.from_files for r in mine):
+        lines += [HOW_FILES, ""]
     for problem in student.problems:
         lines += [f"**Problem:** {problem}", ""]
     if not mine:
         lines += ["No notebook could be graded, so every automatic item scores 0.", ""]
     for result in mine:
-        lines += [f"## {result.lab.name}: {fmt(result.earned)} / {fmt(result.lab.auto_points)}", ""]
-        for reason in result.reasons:
-            lines += [f"**The run stopped early:** {reason}. Checks that did not run score 0.", ""]
-        for note in result.notes:
-            lines += [f"*Note:* {note}", ""]
-        lines += ["| | Item | Points | Result |", "|---|---|---|---|"]
-        for r in result.items:
-            item = r.item
-            shown = f"– / {fmt(item.points)}" if item.manual else f"{fmt(r.points or 0)} / {fmt(item.points)}"
-            label = "to grade by hand" if item.manual else r.status.value
-            title = item.title.replace("|", "\\|")
-            lines.append(f"| {MARK.get(r.status, '✘')} | {title} (`{item.grade_id}`) | {shown} | {label} |")
-        lines.append("")
-        for r in result.items:
-            item = r.item
-            if item.manual:
-                lines += [f"### ✎ {item.grade_id}: to grade by hand ({fmt(item.points)} points)", ""]
-                if item.question:
-                    lines += ["Question:", "", _quote(item.question), ""]
-                if r.answer is None:
-                    lines += ["Your answer: *(the answer cell is missing from the notebook)*", ""]
-                elif not r.answer:
-                    lines += ["Your answer: *(no answer written)*", ""]
-                else:
-                    lines += ["Your answer:", "", _quote(r.answer), ""]
-            elif r.status is not ItemStatus.PASSED:
-                lines += [f"### ✘ {item.title} (`{item.grade_id}`): {fmt(r.points or 0)} / {fmt(item.points)}", ""]
-                lines += [r.message, ""]
-        if result.cell_errors:
-            lines += ["Errors raised while your notebook ran:", ""]
-            lines += [f"* {error}" for error in result.cell_errors[:10]]
-            if len(result.cell_errors) > 10:
-                lines.append(f"* ... and {len(result.cell_errors) - 10} more")
-            lines.append("")
+        lines += _lab_section(result)
     return "\n".join(lines).rstrip() + "\n"
 
 

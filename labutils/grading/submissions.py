@@ -236,7 +236,9 @@ def _match_unnamed(students: list[Student], labs: dict[str, Lab]) -> None:
                 elif len(labs) == 1:
                     notebook.lab = next(iter(labs.values()))
                 else:
-                    notebook.problem = f"{shown(notebook.path.name)} matches no graded lab (neither by name nor by grade_id)"
+                    notebook.problem = (
+                        f"{shown(notebook.path.name)} matches no graded lab (neither by name nor by grade_id)"
+                    )
             if notebook.problem:
                 student.problems.append(notebook.problem)
                 student.notebooks.remove(notebook)

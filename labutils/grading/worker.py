@@ -139,12 +139,8 @@ def _client_class():
     return Client
 
 
-def run_job(job: dict) -> dict:
-    import nbformat
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    start = time.monotonic()
-    deadline = start + float(job["timeout"])
+def _prepare(job: dict) -> None:
+    """The kernel's spec and Jupyter's folders in the job's scratch folder; the memory limit."""
     jupyter_dir = Path(job["jupyter_dir"])
     write_kernelspec(jupyter_dir)
     os.environ["JUPYTER_PATH"] = str(jupyter_dir)
@@ -152,9 +148,9 @@ def run_job(job: dict) -> dict:
     os.environ["IPYTHONDIR"] = str(jupyter_dir / "ipython")  # no user profile or startup files
     os.environ["LABUTILS_GRADE_MEMORY_MB"] = str(job.get("memory_mb", 0))
 
-    nb = nbformat.read(job["notebook"], as_version=4)
-    report: dict = {"status": "ok", "cell": None, "errors": [], "executed": 0, "cell_seconds": []}
-    client = _client_class()(
+
+def _client(nb, deadline: float):
+    return _client_class()(
         nb,
         kernel_name=KERNEL_NAME,
         allow_errors=True,
@@ -165,31 +161,52 @@ def run_job(job: dict) -> dict:
         store_widget_state=False,
         shutdown_kernel="immediate",
     )
+
+
+def _run_cells(client, nb, deadline: float, report: dict) -> None:
+    """Execute the code cells in order, recording errors; ``report["cell"]`` is the one running."""
+    from nbclient.exceptions import CellTimeoutError
+
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if time.monotonic() > deadline:
+            raise CellTimeoutError("deadline passed")
+        report["cell"] = index
+        began = time.monotonic()
+        client.execute_cell(cell, index)
+        report["executed"] = index + 1
+        report["cell_seconds"].append([index, round(time.monotonic() - began, 2)])
+        for out in cell.outputs:
+            if out.get("output_type") == "error":
+                report["errors"].append({"cell": index, "ename": out["ename"], "evalue": out["evalue"]})
+    report["cell"] = None
+
+
+def run_job(job: dict) -> dict:
+    """Run the job's notebook; the report says how far it got and why it stopped."""
+    import nbformat
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    start = time.monotonic()
+    deadline = start + float(job["timeout"])
+    _prepare(job)
+    nb = nbformat.read(job["notebook"], as_version=4)
+    report: dict = {"status": "ok", "cell": None, "errors": [], "executed": 0, "cell_seconds": []}
+    client = _client(nb, deadline)
     watchdog = Watchdog(int(job.get("memory_mb", 0)), deadline)
     watchdog.start()
-    index = None
     try:
         with client.setup_kernel(cwd=job["cwd"]):
             report["startup_seconds"] = round(time.monotonic() - start, 2)
-            for index, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
-                    continue
-                if time.monotonic() > deadline:
-                    raise CellTimeoutError("deadline passed")
-                began = time.monotonic()
-                client.execute_cell(cell, index)
-                report["executed"] = index + 1
-                report["cell_seconds"].append([index, round(time.monotonic() - began, 2)])
-                for out in cell.outputs:
-                    if out.get("output_type") == "error":
-                        report["errors"].append({"cell": index, "ename": out["ename"], "evalue": out["evalue"]})
+            _run_cells(client, nb, deadline, report)
     except CellTimeoutError:
-        report.update(status="timeout", cell=index)
+        report["status"] = "timeout"
     except DeadKernelError:
-        report.update(status=watchdog.reason or "died", cell=index)
-    except Exception as exc:  # the kernel did not start, or nbclient failed: say so
-        status = watchdog.reason or ("timeout" if time.monotonic() > deadline else "failed")
-        report.update(status=status, cell=index, detail=f"{type(exc).__name__}: {str(exc)[:500]}")
+        report["status"] = watchdog.reason or "died"
+    except Exception as exc:  # noqa: BLE001 -- the kernel did not start (grading failed), or broke off
+        late = "timeout" if time.monotonic() > deadline else ("died" if "startup_seconds" in report else "failed")
+        report.update(status=watchdog.reason or late, detail=f"{type(exc).__name__}: {str(exc)[:500]}")
     finally:
         watchdog.stopped.set()
         kill_descendants()

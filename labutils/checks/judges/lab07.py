@@ -38,7 +38,9 @@ def _config(outputs, prefix: str, name: str) -> dict:
     cfg = {k: outputs[f"{prefix}cfg_{k}"].item() for k in CONFIG_KEYS}
     for key, cap in MAX_SIZES.items():
         if not isinstance(cfg[key], (int, np.integer)) or not 1 <= cfg[key] <= cap:
-            raise AssertionError(f"{name}'s configuration has {key}={cfg[key]!r}: expected a whole number from 1 to {cap}.")
+            raise AssertionError(
+                f"{name}'s configuration has {key}={cfg[key]!r}: expected a whole number from 1 to {cap}."
+            )
     cell = str(cfg["cell"])
     if cell not in GATES:
         raise AssertionError(f"{name}'s configuration has cell={cell!r}: expected 'rnn' or 'gru'.")
@@ -150,7 +152,8 @@ def _judge_one_history(name: str, outputs, prefix: str, min_drop: float) -> None
     train, val = outputs[f"{prefix}train_loss"], outputs[f"{prefix}val_loss"]
     if train.size < 10:
         raise AssertionError(
-            f"{name} has {train.size} training losses; train for at least 10 steps (pass the History that fit returned)."
+            f"{name} has {train.size} training losses; train for at least 10 steps "
+            "(pass the History that fit returned)."
         )
     if not np.all(np.isfinite(train)):
         raise AssertionError(
@@ -225,7 +228,8 @@ def _check_characters(name: str, text: str) -> None:
     foreign = sorted(set(text) - set(canon_vocab().chars))
     if foreign:
         raise AssertionError(
-            f"{name} contains characters the canon never uses: {foreign[:10]!r}. Is this really sampled from your model?"
+            f"{name} contains characters the canon never uses: {foreign[:10]!r}. "
+            "Is this really sampled from your model?"
         )
     runs = _longest_runs(text)
     # The canon itself centres its titles with up to 41 spaces: a run is degenerate only when it
@@ -275,7 +279,9 @@ def _sample_saved(outputs, prefix: str, name: str, inputs) -> str:
             "liked best, a number between 0.05 and 3."
         )
     generator = torch.Generator().manual_seed(int(inputs["seed"]))
-    text = sample(model, canon_vocab(), str(inputs["prime"]), SAMPLE_LENGTH, temperature=temperature, generator=generator)
+    text = sample(
+        model, canon_vocab(), str(inputs["prime"]), SAMPLE_LENGTH, temperature=temperature, generator=generator
+    )
     return text[len(str(inputs["prime"])) :]
 
 
