@@ -672,3 +672,64 @@ def test_an_endless_loop_times_out_with_credit_for_what_ran(tmp_path, solutions_
     assert (row["fix-add"], row["fix-scale"]) == ("2", "0"), row
     assert row["status"].startswith(f"timed out after {timeout} s in code cell"), row
     assert "the notebook stopped before this check could run" in _feedback(tmp_path / "out", "loop")
+
+
+def test_lab07_files_are_found_beside_the_notebook_in_both_layouts(tmp_path):
+    """alice/ holds the notebook and the models; bob.ipynb's are bob.sherlock_rnn.pt / bob_sherlock_gru.pt."""
+    import shutil
+
+    root = Path(__file__).resolve().parent.parent
+    lab = load_lab(root / "solutions" / "07_sherlock_assignment.ipynb")
+    assert lab.from_files and lab.files == ("sherlock_rnn.pt", "sherlock_gru.pt")
+    subs = tmp_path / "subs"
+    (subs / "alice").mkdir(parents=True)
+    shutil.copy(lab.path, subs / "alice" / lab.path.name)
+    shutil.copy(lab.path, subs / "bob.ipynb")
+    for name, data in (("alice/sherlock_rnn.pt", b"r"), ("bob.sherlock_rnn.pt", b"r"), ("bob_sherlock_gru.pt", b"g")):
+        (subs / name).write_bytes(data)
+    (subs / "alice" / "sherlock_gru.pt").symlink_to(subs / "bob_sherlock_gru.pt")
+    students = {s.name: s for s in discover(subs, {lab.name: lab})}
+    assert sorted(students) == ["alice", "bob"], "the models are no rows of their own"
+    assert sorted(students["bob"].notebooks[0].files) == ["sherlock_gru.pt", "sherlock_rnn.pt"]
+    alice = students["alice"]
+    assert list(alice.notebooks[0].files) == ["sherlock_rnn.pt"]
+    assert "skipped sherlock_gru.pt: a symbolic link (not followed)" in alice.problems
+
+
+def test_check_inputs_take_the_budget_they_are_given(monkeypatch):
+    from labutils.checks.core import Check
+    from labutils.runtime import budget
+
+    check = Check("fix-budget", "budget", (), probe=lambda o, i: {}, judge=lambda i, o: None,
+                  make_inputs=lambda rng: {"limit": budget(full=1.0, ci=2.0)})  # fmt: skip
+    for env in ("full", "ci"):
+        monkeypatch.setenv("LABUTILS_BUDGET", env)
+        assert (float(check.inputs(0, budget="ci")["limit"]), float(check.inputs(0, budget="full")["limit"])) == (2, 1)
+    assert float(check.inputs(0)["limit"]) == 2.0  # without one: the environment's (ci here)
+
+
+def test_deep_json_and_odd_entries_are_refused_without_reading(tmp_path):
+    from labutils.grading.safefiles import Unreadable, json_depth, read_regular
+
+    assert json_depth(b'{"a": [1, {"b": "[[[["}]}') == 3
+    nb, problem = read_notebook(_write(tmp_path / "deep.ipynb", '{"cells": ' + "[" * 50_000 + "]" * 50_000 + "}"))
+    assert nb is None and "nests 50001 levels deep" in problem
+    os.mkfifo(tmp_path / "pipe.ipynb")
+    (tmp_path / "zero.ipynb").symlink_to("/dev/zero")
+    for name, reason in (("pipe.ipynb", "is a FIFO"), ("zero.ipynb", "is a symbolic link")):
+        with pytest.raises(Unreadable, match=reason):
+            read_regular(tmp_path / name, 2**20)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_a_folder_in_the_way_of_grades_csv_is_moved_aside(tmp_path, solutions_dir):
+    from labutils.grading.report import write_outputs
+
+    (tmp_path / "grades.csv").mkdir()
+    (tmp_path / "grades.csv" / "x").write_text("planted")
+    write_outputs(tmp_path, [], {}, list(load_labs(solutions_dir).values()))
+    assert (tmp_path / "grades.csv").is_file()

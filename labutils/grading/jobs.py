@@ -35,7 +35,7 @@ import numpy as np
 from .judging import RawRun
 from .safefiles import Unreadable, read_regular
 from .sandbox import Sandbox
-from .submissions import Notebook, instrument
+from .submissions import Notebook, instrument, read_handin
 
 MAX_PROBE_MB = 64  # uncompressed size of one probe's outputs
 MAX_ERROR_KB = 256  # an error report of a probe
@@ -124,22 +124,25 @@ def _notebook_job(notebook: Notebook, scratch: Path, work: Path) -> tuple[dict, 
 
 def _file_job(notebook: Notebook, scratch: Path, work: Path) -> dict:
     """The handed-in files, copied into the scratch folder, and the items to probe on them."""
-    for name, data in notebook.files.items():
-        (work / name).write_bytes(data)
+    for name in notebook.files:
+        try:
+            (work / name).write_bytes(read_handin(notebook, name))
+        except Unreadable as exc:
+            notebook.notes.append(f"{exc}: not used")
     items = [{"grade_id": item.grade_id, "module": item.module} for item in notebook.lab.auto_items]
     return {"files": str(work), "items": items, "result": str(scratch / "result.json")}
 
 
 def _execute(argv: list[str], scratch: Path, work: Path, settings: Settings) -> tuple[dict, str]:
     """Start the job (sandboxed unless unsafe), wait with a backstop; return its report and log tail."""
-    if settings.sandbox is not None:
-        command, env = settings.sandbox.wrap(argv, scratch, work), {}
+    if settings.sandbox is not None:  # the sandbox builds its own environment (--clearenv)
+        command, env = settings.sandbox.wrap(argv, scratch, work), {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     else:
         command, env = argv, {**os.environ, **settings.env}
     log_path = scratch / "worker.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=work, env=env or None,
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=work, env=env,
             start_new_session=True,
         )  # fmt: skip
         killed = _wait(proc, settings)

@@ -47,7 +47,7 @@ class Notebook:
     lab: Lab | None = None
     problem: str = ""  # why it cannot be graded at all
     notes: list[str] = field(default_factory=list)
-    files: dict[str, bytes] = field(default_factory=dict)  # files the lab asks for, read beside it
+    files: dict[str, tuple[Path, str]] = field(default_factory=dict)  # name: (path, sha256) of a file beside it
     sha256: str = ""  # of the notebook and its files: a resumed run regrades what changed
     beside: dict[str, Entry] = field(default_factory=dict, repr=False)  # files next to it, by name
 
@@ -117,19 +117,33 @@ def load_notebook(student: str, path: Path, labs: dict[str, Lab]) -> Notebook:
 
 
 def attach_files(notebook: Notebook) -> None:
-    """Read the files the notebook's lab asks for from those found beside it."""
+    """Find and fingerprint the files the notebook's lab asks for among those beside it.
+
+    Each is read once here (to hash it, not kept: a class's saved models would not fit in
+    memory together) and again, checked against its hash, when its job starts (``read_handin``).
+    """
     digest = hashlib.sha256(notebook.sha256.encode())
     for name in notebook.lab.files if notebook.lab else ():
         entry = notebook.beside.get(name)
         if entry is None:
             continue
         try:
-            notebook.files[name] = read_regular(entry.path, MAX_HANDIN_MB * 2**20)
+            sha256 = hashlib.sha256(read_regular(entry.path, MAX_HANDIN_MB * 2**20)).hexdigest()
         except Unreadable as exc:
             notebook.notes.append(f"{exc}: not used")
             continue
-        digest.update(name.encode() + hashlib.sha256(notebook.files[name]).digest())
+        notebook.files[name] = (entry.path, sha256)
+        digest.update(f"{name}\0{sha256}".encode())
     notebook.sha256 = digest.hexdigest()
+
+
+def read_handin(notebook: Notebook, name: str) -> bytes:
+    """The bytes of a handed-in file, as fingerprinted by ``attach_files``; ``Unreadable`` if changed."""
+    path, sha256 = notebook.files[name]
+    data = read_regular(path, MAX_HANDIN_MB * 2**20)
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise Unreadable(f"{shown(name)} changed while the grader was running")
+    return data
 
 
 def discover(folder: Path, labs: dict[str, Lab], *, exclude: Path | None = None) -> list[Student]:
