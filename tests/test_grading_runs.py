@@ -133,3 +133,25 @@ def test_the_grade_command_takes_the_new_options():
         False,
     )
     assert build_parser().parse_args(["grade", "subs", "--out", "o", "--unsafe-no-sandbox"]).unsafe_no_sandbox
+
+
+def test_the_command_never_imports_a_module_lying_in_its_working_folder(lab, tmp_path):
+    """``python -m`` puts the working folder first on sys.path; the grade command takes it off."""
+    import subprocess
+    import sys
+
+    solutions, subs, out = lab
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    marker = tmp_path / "imported"
+    for name in ("psutil", "tqdm"):  # both imported by the grader only once grading starts
+        (cwd / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').write({name!r})\nraise ImportError('planted')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), str(FIXTURES)]))
+    # As ``python -m labutils grade ...``, after registering the fixture's checks (``-c``, as ``-m``,
+    # puts the working folder first on sys.path).
+    args = ["grade", str(subs), "--out", str(out), "--solutions", str(solutions), "--student", "alice"]
+    code = f"import sys, gradefix_checks; from labutils.__main__ import main; sys.exit(main({args!r}))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not marker.exists(), f"the grader imported {marker.read_text()} from its working folder"
+    assert _rows(out)["alice"]["total"] == "5"

@@ -104,8 +104,10 @@ def make_settings(options: Options, labs: dict[str, Lab], scratch_root: Path) ->
     return Settings(options.timeout, options.memory_mb, sandbox, env, scratch_root)
 
 
-def _prefetch_texts() -> None:
-    """Put every course text in the data cache now: kernels see the cache read-only."""
+def _prefetch_texts(labs: dict[str, Lab]) -> None:
+    """Put every course text in the data cache now, for the course's labs: kernels see it read-only."""
+    if not any(item.module.startswith("labutils.") for lab in labs.values() for item in lab.auto_items):
+        return
     with contextlib.suppress(Exception):
         from labutils.data import download_all
 
@@ -180,6 +182,8 @@ def grade_folder(submissions, *, out, **kwargs) -> int:
     submissions, out = Path(submissions), Path(out)
     if not submissions.is_dir():
         return _usage(f"{submissions} is not a folder of submissions")
+    if out.resolve() == submissions.resolve():
+        return _usage("the output folder must not be the folder of submissions")
     labs = load_labs(Path(options.solutions) if options.solutions else SOLUTIONS)
     if not labs:
         return _usage(f"no solution notebook with graded cells in {options.solutions or SOLUTIONS}")
@@ -195,7 +199,7 @@ def grade_folder(submissions, *, out, **kwargs) -> int:
             settings = make_settings(options, labs, Path(scratch))
         except SandboxUnavailable as exc:
             return _usage(f"refusing to grade without a sandbox: {exc}")
-        _prefetch_texts()
+        _prefetch_texts(labs)
         log_run(out, run_seed, options, len(notebooks))
         failed = grade_all(notebooks, settings, out, run_seed, options)
     in_play = [labs[name] for name in sorted({nb.lab.name for s in students for nb in s.notebooks})] or list(
