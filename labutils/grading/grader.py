@@ -24,6 +24,7 @@ from .jobs import Settings, run_job
 from .judging import JobResult, RunStop, judge_run
 from .labs import Lab, load_labs
 from .results import from_record, item_seed, read_record, to_record, write_record
+from .safefiles import shown
 from .sandbox import SandboxUnavailable, find_bwrap, sandbox_for
 from .submissions import Notebook, Student, discover
 
@@ -79,7 +80,7 @@ def grade_notebook(notebook: Notebook, settings: Settings, run_seed: int) -> dic
     raw = run_job(notebook, inputs, settings)
     result = judge_run(notebook, inputs, raw, timeout=settings.timeout, memory_mb=settings.memory_mb)
     result.seconds = time.monotonic() - start
-    source = notebook.path.name if notebook.path.parent == Path(".") else str(notebook.path)
+    source = shown(str(notebook.path))
     return to_record(result, source=source, sha256=notebook.sha256, budget=budget, run_seed=run_seed, seeds=seeds)
 
 
@@ -87,7 +88,7 @@ def _failed_record(notebook: Notebook, exc: BaseException, run_seed: int) -> dic
     """The record of a submission the grader itself could not grade (a bug, a full disk...)."""
     result = JobResult(notebook.student, notebook.lab, stop=RunStop.FAILED)
     result.reasons.append(f"grading failed: {type(exc).__name__}: {str(exc)[:300]}")
-    return to_record(result, source=str(notebook.path), sha256="", budget="", run_seed=run_seed, seeds={})
+    return to_record(result, source=shown(str(notebook.path)), sha256="", budget="", run_seed=run_seed, seeds={})
 
 
 def make_settings(options: Options, labs: dict[str, Lab], scratch_root: Path) -> Settings:
@@ -141,7 +142,11 @@ def grade_all(notebooks: list[Notebook], settings: Settings, out: Path, run_seed
                 record = future.result()
             except Exception as exc:  # noqa: BLE001 -- one submission's failure never stops the run
                 record = _failed_record(nb, exc, run_seed)
-            write_record(out, record)
+            try:
+                write_record(out, record)
+            except (OSError, ValueError) as exc:  # a full disk: say so, go on with the others
+                print(f"could not write the result of {nb.student}: {exc}", file=sys.stderr)
+                record["grading_failed"] = True
             failed += bool(record["grading_failed"])
             bar.set_postfix_str(nb.student[:20], refresh=False)
             bar.update()

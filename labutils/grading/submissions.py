@@ -214,8 +214,10 @@ def _student_folder(entry: Entry, labs: dict[str, Lab]) -> Student:
         student.problems.append(f"the folder {entry.name}/ was not read: {exc}")
         return student
     inside = [e for e in inside if not any(part in JUNK for part in e.path.relative_to(entry.path).parts)]
-    for odd in (e for e in inside if e.kind not in ("file", "folder")):
-        student.problems.append(f"skipped {shown(str(odd.path.relative_to(entry.path)))}: {odd.kind}")
+    for odd in (e for e in inside if e.kind not in ("file", "folder") or not valid_name(e.name)):
+        why = odd.kind if valid_name(odd.name) else "its name is not valid UTF-8"
+        student.problems.append(f"skipped {shown(str(odd.path.relative_to(entry.path)))}: {why}")
+    inside = [e for e in inside if valid_name(e.name)]
     notebooks = [e for e in inside if e.kind == "file" and e.name.endswith(".ipynb")]
     if not notebooks:
         student.problems.append(f"no notebook (.ipynb) in the folder {entry.name}/")
