@@ -121,13 +121,14 @@ class Sandbox:
         args = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session", *_system_binds()]
         for path in ETC_FILES:
             args += ["--ro-bind-try", path, path]
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]
+        # /tmp, then the scratch folder (which may lie under the host's /tmp), then the read-only
+        # views (labutils or the environment may too): a later mount shadows an earlier one.
+        args += ["--bind", str(scratch / "tmp"), "/tmp", "--bind", str(scratch), str(scratch)]
         for path in self.readonly:
             args += ["--ro-bind", str(path), str(path)]
         for path in self.hidden:
             args += ["--tmpfs", str(path), "--remount-ro", str(path)]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]
-        # /tmp first: the scratch folder may itself lie under the host's /tmp.
-        args += ["--bind", str(scratch / "tmp"), "/tmp", "--bind", str(scratch), str(scratch)]
         args += ["--chdir", str(cwd), "--clearenv"]
         for key, value in sorted(self.env.items()):
             args += ["--setenv", key, value]
