@@ -733,3 +733,10 @@ def test_a_folder_in_the_way_of_grades_csv_is_moved_aside(tmp_path, solutions_di
     (tmp_path / "grades.csv" / "x").write_text("planted")
     write_outputs(tmp_path, [], {}, list(load_labs(solutions_dir).values()))
     assert (tmp_path / "grades.csv").is_file()
+
+
+def test_only_the_tail_of_a_log_is_read(tmp_path):
+    from labutils.grading.safefiles import read_tail
+
+    (tmp_path / "worker.log").write_bytes(b"x" * 5_000_000 + b"the end")
+    assert read_tail(tmp_path / "worker.log", 7) == b"the end"

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .judging import RawRun
-from .safefiles import Unreadable, read_regular
+from .safefiles import Unreadable, read_regular, read_tail
 from .sandbox import Sandbox
 from .submissions import Notebook, instrument, read_handin
 
@@ -148,7 +148,7 @@ def _execute(argv: list[str], scratch: Path, work: Path, settings: Settings) -> 
         killed = _wait(proc, settings)
     tail = ""
     with contextlib.suppress(Unreadable):
-        tail = read_regular(log_path, 2**30)[-1500:].decode("utf-8", "replace")
+        tail = read_tail(log_path, 1500).decode("utf-8", "replace")
     return _report(scratch / "result.json", killed, tail, settings.timeout), tail
 
 

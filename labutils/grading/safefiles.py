@@ -131,6 +131,22 @@ def read_regular(path: Path, limit: int) -> bytes:
     return data
 
 
+def read_tail(path: Path, size: int) -> bytes:
+    """The last ``size`` bytes of a regular file (a log a kernel may have filled): ``Unreadable`` otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise Unreadable(f"{shown(Path(path).name)} cannot be read ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Unreadable(f"{shown(Path(path).name)} is {kind_of(st.st_mode)}, not a file")
+        os.lseek(fd, max(0, st.st_size - size), os.SEEK_SET)
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 
 
