@@ -199,12 +199,12 @@ def grade_folder(submissions, *, out, **kwargs) -> int:
         return _usage(f"no student {options.student!r} in {submissions}")
     run_seed = options.seed if options.seed is not None else secrets.randbits(63)
     notebooks = to_grade(students, out, options)
+    _prefetch_texts(labs)  # before the sandbox is drawn up: it shows the data cache if it exists
     with tempfile.TemporaryDirectory(prefix="labutils-grade-") as scratch:
         try:
             settings = make_settings(options, labs, Path(scratch))
         except SandboxUnavailable as exc:
             return _usage(f"refusing to grade without a sandbox: {exc}")
-        _prefetch_texts(labs)
         log_run(out, run_seed, options, len(notebooks))
         failed = grade_all(notebooks, settings, out, run_seed, options)
     in_play = [labs[name] for name in sorted({nb.lab.name for s in students for nb in s.notebooks})] or list(
