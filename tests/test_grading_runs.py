@@ -155,3 +155,20 @@ def test_the_command_never_imports_a_module_lying_in_its_working_folder(lab, tmp
     assert done.returncode == 0, done.stderr[-2000:]
     assert not marker.exists(), f"the grader imported {marker.read_text()} from its working folder"
     assert _rows(out)["alice"]["total"] == "5"
+
+
+@pytest.mark.parametrize("env", [None, "ci", "full"], ids=["unset", "ci", "full"])
+def test_kernels_run_the_ci_budget_whatever_the_graders_environment(lab, monkeypatch, env):
+    """The grader names the kernels' budget itself: a cell that asserts it runs without error."""
+    from test_grading import with_cell
+
+    monkeypatch.delenv("CI", raising=False)
+    if env is None:
+        monkeypatch.delenv("LABUTILS_BUDGET", raising=False)
+    else:
+        monkeypatch.setenv("LABUTILS_BUDGET", env)
+    solutions, subs, out = lab
+    source = "import labutils\nassert labutils.budget_name() == 'ci', 'the kernel runs ' + labutils.budget_name()"
+    nbformat.write(with_cell(fixture_solution(), source), subs / "alice.ipynb")
+    assert _grade(lab, student="alice") == 0
+    assert "Errors raised" not in (out / "feedback" / "alice.md").read_text() and _rows(out)["alice"]["total"] == "5"
