@@ -59,9 +59,25 @@ def _release(args) -> int:
 
 
 def _grade(args) -> int:
+    import os
+
     from .grading import grade_folder
 
-    return grade_folder(args.submissions, out=args.out, timeout=args.timeout, memory_mb=args.memory, jobs=args.jobs)
+    # ``python -m`` put the working folder first on sys.path: a module a submission left there
+    # must never shadow one the grader imports later.
+    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
+    return grade_folder(
+        args.submissions,
+        out=args.out,
+        timeout=args.timeout,
+        memory_mb=args.memory,
+        jobs=args.jobs,
+        solutions=args.solutions,
+        seed=args.seed,
+        unsafe_no_sandbox=args.unsafe_no_sandbox,
+        resume=args.resume,
+        student=args.student,
+    )
 
 
 def _execute(args) -> int:
@@ -112,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600, help="wall-clock seconds per submission (default 600)")
     p.add_argument("--memory", type=int, default=4096, help="memory limit per submission in MB (default 4096)")
     p.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
+    p.add_argument("--solutions", help="folder of the solution notebooks (default: the course's solutions/)")
+    p.add_argument("--seed", type=int, help="the run's seed (default: a secret one, logged in DIR): reproduces inputs")
+    p.add_argument("--student", help="regrade this student only and merge into DIR (with --seed: reproduce a score)")
+    p.add_argument("--resume", action="store_true", help="skip submissions already graded in DIR and unchanged")
+    p.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run kernels without bubblewrap (only for submissions you trust: they can then read and write your files)",
+    )
     p.set_defaults(func=_grade)
 
     p = sub.add_parser(

@@ -246,3 +246,124 @@ def _has_mirror():
     import os
 
     return bool(os.environ.get("LABUTILS_DATA_MIRROR"))
+
+
+# ------------------------------------------------------------- the saved models (the grader's path)
+def _judge_files(check, folder, budget="full"):
+    """What the grader does: the file probe on the saved files, then the judge, full thresholds."""
+    paths = {name: folder / name for name in check.files if (folder / name).exists()}
+    inputs = check.inputs(0, budget=budget)
+    check.run_judge(inputs, check.run_file_probe(paths, inputs))
+
+
+@pytest.fixture(scope="module")
+def saved():
+    """Two small saved models that pass the full budget's thresholds (trained once, see sherlock_models)."""
+    import os
+
+    if not os.environ.get("LABUTILS_DATA_MIRROR"):
+        pytest.skip("needs LABUTILS_DATA_MIRROR (the canon)")
+    from sherlock_models import trained_models
+
+    return trained_models()
+
+
+@pytest.mark.parametrize(
+    "grade_id", ["lab07-rnn-spec", "lab07-gru-spec", "lab07-losses-fall", "lab07-heldout", "lab07-samples"]
+)
+def test_saved_models_pass_every_check_with_the_full_thresholds(saved, grade_id):
+    _judge_files(get_check(grade_id), saved)
+
+
+def test_the_file_probe_hands_over_what_the_live_probe_does(saved):
+    from labutils.models import CharRNN
+
+    payload = lab07.load_saved({"sherlock_gru.pt": saved / "sherlock_gru.pt"}, "gru")
+    model = CharRNN(**payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    live = lab07.check_gru_spec.run_probe({"gru": model, "gru_hparams": payload["hparams"]}, {})
+    from_file = lab07.check_gru_spec.run_file_probe({"sherlock_gru.pt": saved / "sherlock_gru.pt"}, {})
+    assert set(live) <= set(from_file) and "m_vocab" in from_file
+    assert all(np.array_equal(live[k], from_file[k]) for k in live)
+
+
+def test_a_missing_saved_model_says_what_to_hand_in(saved, tmp_path):
+    from labutils.checks.core import MissingFile
+
+    (tmp_path / "sherlock_rnn.pt").write_bytes((saved / "sherlock_rnn.pt").read_bytes())
+    with pytest.raises(MissingFile, match="no saved model: run the save cell and hand in sherlock_gru.pt next to"):
+        _judge_files(lab07.check_heldout, tmp_path)
+
+
+def test_a_saved_file_that_would_run_code_is_refused(tmp_path):
+    """torch.load(weights_only=True): a pickle that calls a function is rejected, never run."""
+    marker = tmp_path / "pwned"
+
+    class Bomb:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"state_dict": {}, "config": Bomb()}, tmp_path / "sherlock_gru.pt")
+    with pytest.raises(Exception, match="(?i)weights_only|unpickl|global"):
+        lab07.load_saved({"sherlock_gru.pt": tmp_path / "sherlock_gru.pt"}, "gru")
+    assert not marker.exists()
+
+
+def test_saved_files_over_the_caps_are_refused(saved, tmp_path, monkeypatch):
+    monkeypatch.setattr(lab07, "MAX_SAVED_MB", 0)
+    with pytest.raises(ValueError, match="larger than 0 MB"):
+        lab07.load_saved({"sherlock_gru.pt": saved / "sherlock_gru.pt"}, "gru")
+    monkeypatch.setattr(lab07, "MAX_SAVED_MB", 256)
+    monkeypatch.setattr(lab07, "MAX_SAVED_PARAMS", 1000)
+    with pytest.raises(ValueError, match="over 1,000 numbers"):
+        lab07.load_saved({"sherlock_gru.pt": saved / "sherlock_gru.pt"}, "gru")
+
+
+def test_a_configuration_too_large_to_rebuild_is_refused_before_building(saved):
+    from labutils.checks.judges import lab07 as judges
+
+    outputs = lab07.check_gru_spec.run_file_probe({"sherlock_gru.pt": saved / "sherlock_gru.pt"}, {})
+    outputs["m_cfg_hidden_size"] = np.asarray(4096)
+    outputs["m_cfg_num_layers"] = np.asarray(8)
+    with pytest.raises(AssertionError, match=r"parameters, more than the 20,000,000 the grader rebuilds"):
+        judges.judge_gru_spec({}, outputs)
+    outputs["m_cfg_hidden_size"] = np.asarray(10**9)
+    with pytest.raises(AssertionError, match="hidden_size=1000000000: expected a whole number from 1 to 4096"):
+        judges.judge_gru_spec({}, outputs)
+
+
+def _resaved(saved, tmp_path, **changes):
+    """A copy of the saved GRU (and RNN) with some of its fields changed."""
+    payload = torch.load(saved / "sherlock_gru.pt", weights_only=True) | changes
+    torch.save(payload, tmp_path / "sherlock_gru.pt")
+    (tmp_path / "sherlock_rnn.pt").write_bytes((saved / "sherlock_rnn.pt").read_bytes())
+    return tmp_path
+
+
+def test_a_model_saved_with_another_vocabulary_is_named(saved, tmp_path):
+    folder = _resaved(saved, tmp_path, vocab=sorted(lab07.canon_vocab().chars, reverse=True))
+    with pytest.raises(AssertionError, match="saved with a vocabulary other than the canon's"):
+        _judge_files(lab07.check_heldout, folder)
+
+
+def test_a_saved_temperature_out_of_range_is_named(saved, tmp_path):
+    folder = _resaved(saved, tmp_path, sample_temperature=0.0)
+    with pytest.raises(AssertionError, match="sample_temperature=0.0: save the temperature"):
+        _judge_files(lab07.check_samples, folder)
+
+
+def test_an_untrained_saved_model_fails_the_held_out_and_sample_checks(saved, tmp_path):
+    untrained = CharRNN(97, 32, 128, 1, "gru")
+    folder = _resaved(saved, tmp_path, state_dict=untrained.state_dict())
+    with pytest.raises(
+        AssertionError, match=r"gru scores 6\.\d+ bits per character on the held-out text, above the 2.4"
+    ):
+        _judge_files(lab07.check_heldout, folder)
+    with pytest.raises(AssertionError, match="sampled from gru at its sample_temperature does not read like text"):
+        _judge_files(lab07.check_samples, folder)
+
+
+def test_a_gru_saved_as_the_rnn_is_named(saved, tmp_path):
+    (tmp_path / "sherlock_rnn.pt").write_bytes((saved / "sherlock_gru.pt").read_bytes())
+    with pytest.raises(AssertionError, match="rnn has cell='gru', expected a vanilla RNN"):
+        _judge_files(lab07.check_rnn_spec, tmp_path)

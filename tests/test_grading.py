@@ -1,10 +1,12 @@
-"""The grader: finding submissions, judging outside the kernel, adversarial submissions, calibration.
+"""The grader on a tiny fixture lab: finding submissions, judging outside the kernel, the sandbox.
 
-A tiny fixture lab (two automatic items, one written answer; checks in
+A fixture lab (two automatic items, one written answer; checks in
 ``tests/fixtures/grading/gradefix_checks.py``) carries the adversarial suite: one grading run over
-a folder of complete, partial, broken, malicious and not-notebook submissions, then one test per
-claim.  The real labs are calibrated once each (solutions full marks, student notebooks zero, and
-every student notebook runs without error up to its first exercise's stub).
+a folder of complete, partial, broken, cheating, attacking (``fixtures/grading/attacks.py``: one
+per attack family of issue 26) and not-notebook submissions, then one test per claim.  Honest
+submissions in the same folder keep their full scores.  The real labs are calibrated in
+``test_grading_labs.py``; resuming, regrading one student and reproducing a seed in
+``test_grading_runs.py``.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
-import shutil
+import socket
 import sys
-import time
+import threading
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -23,9 +25,9 @@ import numpy as np
 import pytest
 
 from labutils.grading import grade_folder
+from labutils.grading.jobs import load_probe_output
 from labutils.grading.labs import load_lab, load_labs, match_lab, strip_hidden_tests
 from labutils.grading.report import cell_text
-from labutils.grading.runner import load_probe_output
 from labutils.grading.submissions import discover, find_test_cell, instrument, read_notebook
 from labutils.notebooks import student_version
 
@@ -37,6 +39,7 @@ TIMEOUT = float(os.environ.get("GRADING_TEST_TIMEOUT", "120"))
 MEMORY_MB = 800
 
 sys.path.insert(0, str(FIXTURES))
+import attacks  # noqa: E402 -- the hostile cells
 import gradefix_checks  # noqa: E402,F401 -- registers fix-add and fix-scale in this process
 
 
@@ -250,7 +253,7 @@ def test_probe_outputs_are_never_unpickled_and_are_size_checked(tmp_path, monkey
     (tmp_path / "text.npz").write_text("not a zip")
     with pytest.raises(ValueError, match="not an .npz"):
         load_probe_output(tmp_path / "text.npz")
-    monkeypatch.setattr("labutils.grading.runner.MAX_PROBE_MB", 1)
+    monkeypatch.setattr("labutils.grading.jobs.MAX_PROBE_MB", 1)
     np.savez_compressed(tmp_path / "bomb.npz", y=np.zeros(10**6))  # 8 MB of zeros, a few KB zipped
     assert (tmp_path / "bomb.npz").stat().st_size < 2**20
     with pytest.raises(ValueError, match="larger than"):
@@ -268,7 +271,7 @@ def test_csv_cells_cannot_become_spreadsheet_formulas():
 CHEATS = {
     # name: (notebook builder, points its honest work deserves)
     "cheat_checks": (
-        lambda out: with_cell(
+        lambda ctx: with_cell(
             wrong_scale(),
             "import gradefix_checks, labutils.checks.core as core\n"
             "from labutils.checks.core import REGISTRY\n"
@@ -280,7 +283,7 @@ CHEATS = {
         2,
     ),
     "cheat_allclose": (
-        lambda out: with_cell(
+        lambda ctx: with_cell(
             wrong_scale(),
             "import numpy\nnumpy.allclose = np.allclose = lambda *a, **k: True\n"
             "numpy.testing.assert_allclose = lambda *a, **k: None\nnumpy.isclose = lambda a, b, **k: True\n"
@@ -290,14 +293,14 @@ CHEATS = {
         ),
         2,
     ),
-    "cheat_tests_edited": (lambda out: _edit_tests(wrong_scale()), 2),
-    "cheat_tests_deleted": (lambda out: _delete_tests(wrong_scale()), 2),
+    "cheat_tests_edited": (lambda ctx: _edit_tests(wrong_scale()), 2),
+    "cheat_tests_deleted": (lambda ctx: _delete_tests(wrong_scale()), 2),
     "cheat_probe": (
-        lambda out: with_cell(
+        lambda ctx: with_cell(
             wrong_scale(),
             "import os, numpy as np, labutils.grading.probe as probe\n"
             "class Bomb:\n    def __reduce__(self):\n"
-            f"        return (os.system, ('touch {out.parent / 'pwned'}',))\n"
+            f"        return (os.system, ('touch {ctx['pwned']}',))\n"
             "def fake(grade_id, module, inputs, out_stem, namespace):\n"
             "    if grade_id == 'fix-add':\n"
             "        np.savez(out_stem + '.npz', s=np.array([Bomb()], dtype=object))\n"
@@ -309,17 +312,43 @@ CHEATS = {
         0,
     ),
     "cheat_exit": (
-        lambda out: with_cell(
+        lambda ctx: with_cell(
             with_cell(wrong_scale(), "import sys\nsys.exit('all tests passed')"),
             "import os\nos._exit(0)",
             after="fix-scale-code",  # before the last check: cells after it are not run
         ),
         2,
     ),
-    "cheat_output_folder": (lambda out: _write_output(wrong_scale(), out), 2),
+    # The attack families of issue 26, each on honest work worth 2 points (or 5 for the killers).
+    "attack_plant_module": (lambda ctx: with_cell(wrong_scale(), attacks.plant_module(ctx)), 2),
+    "attack_read_solutions": (
+        lambda ctx: with_cell(wrong_scale(), attacks.read_solutions(ctx), after="fix-scale-code"),
+        2,
+    ),
+    "attack_read_classmates": (
+        lambda ctx: with_cell(wrong_scale(), attacks.read_classmates(ctx), after="fix-scale-code"),
+        2,
+    ),
+    "attack_import_judges": (lambda ctx: with_cell(wrong_scale(), attacks.import_judges(ctx)), 2),
+    "attack_kill_grader": (lambda ctx: with_cell(fixture_solution(), attacks.kill_grader(ctx)), 5),
+    "attack_kill_worker": (lambda ctx: with_cell(fixture_solution(), attacks.kill_worker(ctx)), 2),
+    "attack_grades_folder": (lambda ctx: with_cell(wrong_scale(), attacks.grades_into_folder(ctx)), 2),
+    "attack_network": (lambda ctx: with_cell(wrong_scale(), attacks.network(ctx)), 2),
 }
-HONEST = {"full": 5, "untouched": 0, "wrong_scale": 2, "written": 5}
-BROKEN = {"loop": 2, "crash": 2}
+AT_MOST = {"attack_rewrite_classmates": (lambda ctx: with_cell(wrong_scale(), attacks.rewrite_classmates(ctx)), 2)}
+HONEST = {"full": 5, "untouched": 0, "wrong_scale": 2, "written": 5, "victim": 5}
+BROKEN = {"crash": 2}
+NOT_NOTEBOOKS = {  # name in the CSV: a reason its status gives
+    "garbage": "not JSON",
+    "scan": "not UTF-8",
+    "nocells": "without a list of cells",
+    "nested": "nests 100001 levels deep",
+    "linked": "a symbolic link (not followed)",
+    "zero": "a symbolic link (not followed)",
+    "pipe": "a FIFO",
+    "dup.txt": "not JSON",
+    "caf\\xe9.ipynb": "not valid UTF-8",
+}
 
 
 def _edit_tests(nb):
@@ -335,24 +364,6 @@ def _delete_tests(nb):
     return nb
 
 
-def _write_output(nb, out: Path):
-    """Writes a full-marks CSV and feedback into the output folder, now and from a detached process later."""
-    grades, feedback = out / "grades.csv", out / "feedback"
-    late = f"import time; time.sleep(20); open({str(grades)!r}, 'w').write('student,total\\ncheat_output_folder,99\\n')"
-    source = (
-        "import os, subprocess, sys\n"
-        f"os.makedirs({str(feedback)!r}, exist_ok=True)\n"
-        f"open({str(grades)!r}, 'w').write('student,total\\ncheat_output_folder,99\\nfull,0\\n')\n"
-        f"open(os.path.join({str(feedback)!r}, 'cheat_output_folder.md'), 'w').write('99 / 5')\n"
-        f"open(os.path.join({str(feedback)!r}, 'planted.md'), 'w').write('planted')\n"
-        f"p = subprocess.Popen([sys.executable, '-c', {late!r}], start_new_session=True,\n"
-        "                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-        f"open({str(out.parent / 'daemon.pid')!r}, 'w').write(str(p.pid))\n"
-        "print('✔ all checks passed')"
-    )
-    return with_cell(nb, source)
-
-
 def _memory_hog(nb):
     """Allocates without end in shared anonymous pages, which ``RLIMIT_DATA`` does not count (whoever
     runs the grader, root or not): only the watchdog, which watches resident memory, can stop it."""
@@ -366,54 +377,106 @@ def _memory_hog(nb):
     )
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory, solutions_dir):
-    """One grading run over a folder of every kind of submission; returns (rows, out folder, seconds)."""
-    base = tmp_path_factory.mktemp("adversarial")
-    subs, out = base / "submissions", base / "out"
-    subs.mkdir()
-    out.mkdir()
-    solution = fixture_solution()
-    written = _copy(solution)
-    cell = written.cells[_index(written, "fix-written")]
-    cell.source = "**Question.** Why is `2 * x` a scaling?\n\nBecause all entries grow by the same factor."
-    notebooks = {
-        "full": solution,
-        "untouched": student_version(solution),
-        "wrong_scale": wrong_scale(),
-        "written": written,
-        # Busy, as a student's endless loop is, but at the lowest priority: it burns a core until
-        # the timeout, and the rest of the suite runs beside it.
-        "loop": with_cell(solution, "import os\nos.nice(19)\nwhile True:\n    pass"),
-        "crash": with_cell(solution, "import ctypes\nctypes.string_at(0)"),
-        "memory_big": with_cell(solution, "x = np.ones(2**40)  # 8 TB"),
-        "memory_hog": _memory_hog(solution),
-        **{name: build(out) for name, (build, _) in CHEATS.items()},
-    }
-    for name, nb in notebooks.items():
-        nbformat.write(nb, subs / f"{name}.ipynb")
+class Listener:
+    """A TCP server on the host's loopback that counts the connections a submission makes to it."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.5)
+        self.port, self.accepted, self.stop = self.server.getsockname()[1], 0, False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stop:
+            try:
+                self.server.accept()[0].close()
+                self.accepted += 1
+            except OSError:
+                continue
+
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        self.server.close()
+
+
+def _plant_files(subs: Path, solutions: Path) -> None:
+    """Entries that are not notebooks, or not files: each must get a row with its reason."""
     (subs / "garbage.ipynb").write_text("I forgot to save my notebook")
     (subs / "scan.pdf").write_bytes(b"%PDF-1.4\n\x00\xff\xfe binary")
     (subs / "nocells.ipynb").write_text('{"nbformat": 4, "metadata": {}}')
-    start = time.monotonic()
-    code = grade_folder(
-        subs, out=out, timeout=TIMEOUT, memory_mb=MEMORY_MB, jobs=2, solutions=solutions_dir, progress=False
-    )
-    seconds = time.monotonic() - start
+    (subs / "nested.ipynb").write_text('{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    (subs / "linked.ipynb").symlink_to(solutions / "90_fixture.ipynb")
+    (subs / "zero.ipynb").symlink_to("/dev/zero")
+    os.mkfifo(subs / "pipe.ipynb")
+    nbformat.write(fixture_solution(), subs / "dup.ipynb")
+    (subs / "dup.txt").write_text("my notes")
+    nbformat.write(fixture_solution(), subs / os.fsdecode(b"caf\xe9.ipynb"))
+    (subs / "folder_link").mkdir()
+    (subs / "folder_link" / "90_fixture.ipynb").symlink_to(solutions / "90_fixture.ipynb")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, solutions_dir):
+    """One grading run over a folder of every kind of submission; returns (rows, out, context)."""
+    base = tmp_path_factory.mktemp("adversarial")
+    subs, out, cwd = base / "submissions", base / "out", base / "grader-cwd"
+    for folder in (subs, out, cwd):
+        folder.mkdir()
+    listener = Listener()
+    ctx = dict(cwd=str(cwd), out=str(out), subs=str(subs), solutions=str(solutions_dir), pwned=str(base / "pwned"))
+    ctx |= dict(pid=os.getpid(), port=listener.port, marker=f"marker-{uuid.uuid4().hex}")
+    solution = fixture_solution()
+    written = _copy(solution)
+    written.cells[
+        _index(written, "fix-written")
+    ].source = "**Question.** Why is `2 * x` a scaling?\n\nBecause all entries grow by the same factor."
+    notebooks = {
+        "full": solution,
+        "victim": solution,
+        "untouched": student_version(solution),
+        "wrong_scale": wrong_scale(),
+        "written": written,
+        "crash": with_cell(solution, "import ctypes\nctypes.string_at(0)"),
+        "memory_big": with_cell(solution, "x = np.ones(2**40)  # 8 TB"),
+        "memory_hog": _memory_hog(solution),
+        **{name: build(ctx) for name, (build, _) in {**CHEATS, **AT_MOST}.items()},
+    }
+    for name, nb in notebooks.items():
+        nbformat.write(nb, subs / f"{name}.ipynb")
+    _plant_files(subs, solutions_dir)
+    old_cwd = os.getcwd()
+    os.chdir(cwd)
+    try:
+        code = grade_folder(
+            subs, out=out, timeout=TIMEOUT, memory_mb=MEMORY_MB, jobs=2, solutions=solutions_dir, progress=False
+        )
+    finally:
+        os.chdir(old_cwd)
+        listener.close()
     assert code == 0
     with open(out / "grades.csv", newline="", encoding="utf-8") as f:
         rows = {row["student"]: row for row in csv.DictReader(f)}
-    return rows, out, seconds
+    return rows, out, dict(ctx, accepted=listener.accepted, base=base)
 
 
 def _feedback(out, name):
     return (out / "feedback" / f"{name}.md").read_text(encoding="utf-8")
 
 
+def _leak(out, name) -> str:
+    """What an attack reported it saw (the text of its ``RuntimeError("LEAK ...")``)."""
+    text = _feedback(out, name)
+    assert "RuntimeError: LEAK" in text, f"{name}: the attack cell did not report\n{text}"
+    return text.split("RuntimeError: LEAK", 1)[1].splitlines()[0].strip()
+
+
 @pytest.mark.slow
-def test_csv_has_a_row_per_submission_and_a_column_per_item(graded):
+def test_csv_has_a_row_per_entry_and_a_column_per_item(graded):
     rows, out, _ = graded
-    assert len(rows) == len(HONEST) + len(BROKEN) + len(CHEATS) + 2 + 3
+    entries = len(HONEST) + len(BROKEN) + 2 + len(CHEATS) + len(AT_MOST) + len(NOT_NOTEBOOKS) + 1 + 1
+    assert len(rows) == entries, sorted(rows)
     header = list(next(iter(rows.values())))
     assert header == ["student", "fix-add", "fix-scale", "fix-written", "total", "out_of", "status"]
     assert all(row["out_of"] == "5" and row["fix-written"] == "manual" for row in rows.values())
@@ -456,44 +519,22 @@ def test_written_answers_are_listed_to_grade_by_hand(graded):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CHEATS))
-def test_cheating_scores_no_more_than_the_honest_work(graded, name):
+def test_cheating_and_attacks_score_no_more_than_the_honest_work(graded, name):
     rows, out, _ = graded
-    assert int(rows[name]["total"]) == CHEATS[name][1], rows[name]
+    assert int(rows[name]["total"]) == CHEATS[name][1], (rows[name], _feedback(out, name))
 
 
 @pytest.mark.slow
 def test_a_pickle_bomb_from_the_kernel_is_never_loaded(graded):
-    rows, out, _ = graded
-    assert not (out.parent / "pwned").exists()
+    rows, out, ctx = graded
+    assert not Path(ctx["pwned"]).exists()
     assert "unusable result" in _feedback(out, "cheat_probe")
-
-
-@pytest.mark.slow
-def test_writing_into_the_output_folder_changes_nothing(graded):
-    rows, out, _ = graded
-    assert rows["cheat_output_folder"]["total"] == "2" and rows["full"]["total"] == "5"
-    assert "99 / 5" not in _feedback(out, "cheat_output_folder")
-    assert not (out / "feedback" / "planted.md").exists()
-    pid = int((out.parent / "daemon.pid").read_text())
-    import psutil
-
-    alive = psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    assert not alive, "a process the submission detached outlived its grading"
 
 
 @pytest.mark.slow
 def test_exit_calls_leave_a_reason(graded):
     rows, _, _ = graded
     assert "kernel died" in rows["cheat_exit"]["status"]
-
-
-@pytest.mark.slow
-def test_an_endless_loop_times_out_with_credit_for_what_ran(graded):
-    rows, out, _ = graded
-    row = rows["loop"]
-    assert (row["fix-add"], row["fix-scale"]) == ("2", "0")
-    assert row["status"].startswith(f"timed out after {TIMEOUT:g} s in code cell")
-    assert "the notebook stopped before this check could run" in _feedback(out, "loop")
 
 
 @pytest.mark.slow
@@ -514,123 +555,189 @@ def test_memory_beyond_the_limit_is_stopped_with_a_reason(graded):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("name", "reason"), [("garbage", "not JSON"), ("scan", "not UTF-8"), ("nocells", "without a list of cells")]
-)
-def test_files_that_are_not_notebooks_get_a_row_with_the_reason(graded, name, reason):
+@pytest.mark.parametrize(("name", "reason"), sorted(NOT_NOTEBOOKS.items()))
+def test_entries_that_are_not_notebooks_get_a_row_with_the_reason(graded, name, reason):
     rows, out, _ = graded
-    assert rows[name]["total"] == "0" and reason in rows[name]["status"]
-    assert reason in _feedback(out, name)
-
-
-# ------------------------------------------------------------------------- the real labs
-from exercises import exercise_cells  # noqa: E402 - next to this file
-from lab_status import UNVERIFIED_LABS  # noqa: E402 - the root conftest.py
-
-REAL = [
-    p
-    for p in sorted((ROOT / "solutions").glob("*.ipynb"))
-    if p.name not in UNVERIFIED_LABS
-    and any(c.metadata.get("nbgrader", {}).get("grade") for c in nbformat.read(p, as_version=4).cells)
-]
-
-
-REAL_WITH_CODE = [p for p in REAL if exercise_cells(p)]  # lab 05's only exercise is a written answer
-
-
-def test_every_lab_with_an_exercise_is_calibrated():
-    """The calibration below is also what runs the student notebooks up to their first exercise."""
-    for path in sorted((ROOT / "solutions").glob("*.ipynb")):
-        if exercise_cells(path):
-            assert path in REAL_WITH_CODE or path.name in UNVERIFIED_LABS, f"{path.name}: an exercise, no graded cell"
-
-
-@pytest.fixture(scope="module")
-def real_graded(tmp_path_factory):
-    """Students ``solution`` (every solution notebook) and ``untouched`` (every student notebook), one folder each."""
-    if not REAL:
-        pytest.skip("no solution notebook has graded cells yet")
-    base = tmp_path_factory.mktemp("real")
-    subs, out = base / "submissions", base / "out"
-    for path in REAL:
-        for student, folder in (("solution", ROOT / "solutions"), ("untouched", ROOT / "notebooks")):
-            (subs / student).mkdir(parents=True, exist_ok=True)
-            shutil.copy(folder / path.name, subs / student / path.name)
-    assert grade_folder(subs, out=out, timeout=600, memory_mb=4096, jobs=2, progress=False) == 0
-    with open(out / "grades.csv", newline="", encoding="utf-8") as f:
-        return {row["student"]: row for row in csv.DictReader(f)}, out
+    assert rows[name]["total"] == "0" and reason in rows[name]["status"], rows[name]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", REAL, ids=lambda p: p.stem)
-def test_every_solution_scores_full_marks(real_graded, path):
-    rows, out = real_graded
-    lab = load_lab(path)
-    row = rows["solution"]
-    lost = {i.grade_id: row[i.grade_id] for i in lab.auto_items if float(row[i.grade_id]) != i.points}
-    assert not lost, f"{path.name} lost points on {lost}; status: {row['status']}\n{_feedback(out, 'solution')}"
+def test_a_symbolic_link_inside_a_student_folder_is_not_followed(graded):
+    rows, _, _ = graded
+    row = rows["folder_link"]
+    assert row["total"] == "0" and "skipped 90_fixture.ipynb: a symbolic link (not followed)" in row["status"], row
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", REAL, ids=lambda p: p.stem)
-def test_every_untouched_student_notebook_scores_zero(real_graded, path):
-    rows, _ = real_graded
-    lab = load_lab(path)
-    row = rows["untouched"]
-    assert all(row[i.grade_id] == "0" for i in lab.auto_items), row
-    assert all(row[i.grade_id] == "manual" for i in lab.manual_items)
-
-
-def _first_exercise(nb) -> tuple[int, int, str]:
-    """The first exercise cell and the first graded cell after it (its check), each as the grader's
-    feedback numbers them (code cells counted from 1), and that check's grade_id."""
-    code_number, exercise = 0, None
-    for cell in nb.cells:
-        code_number += cell.cell_type == "code"
-        meta = cell.metadata.get("nbgrader", {})
-        if exercise is None and cell.cell_type == "code" and meta.get("solution"):
-            exercise = code_number
-        elif exercise is not None and meta.get("grade"):
-            return exercise, code_number, meta["grade_id"]
-    raise AssertionError("no exercise followed by a graded cell")
-
-
-def _lab_section(feedback: str, lab: str) -> str:
-    """The part of a feedback file about one lab (from its ``## lab`` heading to the next)."""
-    match = re.search(rf"^## {re.escape(lab)}: .*?(?=^## |\Z)", feedback, re.M | re.S)
-    assert match, f"no section for {lab} in the feedback"
-    return match.group(0)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("path", REAL_WITH_CODE, ids=lambda p: p.stem)
-def test_untouched_student_notebook_runs_up_to_its_first_exercise(real_graded, path):
-    """Every cell before the first exercise works, and the first exercise's stub raises
-    NotImplementedError: in the exercise cell itself, or in its check when the stub sits inside a
-    function.  Read from the calibration's run of the untouched student notebook, whose feedback
-    lists the errors of code cells in order and marks an item whose code raised
-    NotImplementedError "not done"."""
-    _, out = real_graded
-    exercise, check, check_id = _first_exercise(nbformat.read(ROOT / "notebooks" / path.name, as_version=4))
-    section = _lab_section(_feedback(out, "untouched"), path.stem)
-    errors = [(int(m[1]), m[2]) for m in re.finditer(r"^\* code cell (\d+): (\w+)", section, re.M)]
-    early = [e for e in errors if e[0] < exercise]
-    assert not early, f"{path.name}: code cell(s) before the first exercise (code cell {exercise}) failed: {early}"
-    raised_in_cell = bool(errors) and errors[0][0] <= check and errors[0][1] == "NotImplementedError"
-    check_not_done = re.search(rf"\(`{re.escape(check_id)}`\) \|[^\n]*\| not done \|", section) is not None
-    assert raised_in_cell or check_not_done, (
-        f"{path.name}: the first exercise (code cell {exercise}) did not raise NotImplementedError "
-        f"before its check {check_id} (code cell {check}); errors: {errors[:3]}\n{section}"
+def test_two_files_with_one_name_get_a_row_each(graded):
+    """The honest notebook keeps its score next to a .txt of the same name (it once scored 0, "ok")."""
+    rows, _, _ = graded
+    assert (
+        rows["dup.ipynb"]["total"] == "5" and "another file has the same name: dup.txt" in rows["dup.ipynb"]["status"]
     )
+    assert "dup.ipynb" in rows["dup.txt"]["status"]
 
 
-def test_solutions_stay_an_nbgrader_source():
-    """nbgrader's own preprocessors accept every solution notebook (cell metadata, checksums, locks)."""
-    from nbgrader.preprocessors import CheckCellMetadata, ComputeChecksums, LockCells
+# ------------------------------------------------------------------ what the sandbox withholds
+@pytest.mark.slow
+def test_a_module_planted_for_the_grader_never_reaches_it(graded):
+    rows, out, ctx = graded
+    assert not any(Path(ctx["cwd"]).iterdir()), "the grader's working folder changed"
+    assert "planted_by_student" not in "".join(p.name for p in Path(ctx["base"]).rglob("*.py"))
+    assert rows["attack_plant_module"]["total"] == "2"
 
-    for path in sorted((ROOT / "solutions").glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        for step in (CheckCellMetadata(), ComputeChecksums(), LockCells()):
-            nb, _ = step.preprocess(nb, {})
-        graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
-        assert all("checksum" in c.metadata["nbgrader"] for c in graded), path.name
+
+@pytest.mark.slow
+def test_a_classmates_results_cannot_be_rewritten(graded):
+    rows, out, _ = graded
+    assert rows["victim"]["total"] == rows["full"]["total"] == "5"
+    assert int(rows["attack_rewrite_classmates"]["total"]) <= AT_MOST["attack_rewrite_classmates"][1]
+    seen = _leak(out, "attack_rewrite_classmates")
+    assert seen.count("job-") <= 1, f"the kernel saw other jobs' scratch folders: {seen}"
+
+
+@pytest.mark.slow
+def test_solutions_are_not_readable_through_labutils_or_the_instructors_folder(graded):
+    rows, out, _ = graded
+    assert _leak(out, "attack_read_solutions") == "[]"
+    assert rows["attack_read_solutions"]["fix-scale"] == "0"
+
+
+@pytest.mark.slow
+def test_classmates_are_not_visible_through_proc_or_the_submissions_folder(graded):
+    rows, out, _ = graded
+    seen = _leak(out, "attack_read_classmates")
+    assert "full" not in seen and "cmdline" not in seen and "environ" not in seen, seen
+    assert int(seen.split("pids=")[1].split("'")[0]) <= 6, f"the kernel sees other processes: {seen}"
+
+
+@pytest.mark.slow
+def test_the_judges_cannot_be_imported_or_read_from_a_kernel(graded):
+    _, out, _ = graded
+    assert _leak(out, "attack_import_judges") == "[]"
+
+
+@pytest.mark.slow
+def test_killing_the_grader_or_its_worker_changes_nothing_and_leaves_no_process(graded):
+    import psutil
+
+    rows, out, ctx = graded
+    assert rows["attack_kill_grader"]["status"] == "ok" and _leak(out, "attack_kill_grader") == "[]"
+    row = rows["attack_kill_worker"]
+    assert (row["fix-add"], row["fix-scale"]) == ("2", "0") and "killed from inside" in row["status"], row
+    survivors = [p.pid for p in psutil.process_iter(["cmdline"]) if ctx["marker"] in " ".join(p.info["cmdline"] or [])]
+    assert not survivors, "a process a submission started outlived its grading"
+
+
+@pytest.mark.slow
+def test_the_output_folder_is_out_of_reach(graded):
+    rows, out, _ = graded
+    # The kernel may well write to the same path: under the sandbox's own /tmp, not the grader's.
+    assert (out / "grades.csv").is_file() and not (out / "feedback" / "planted.md").exists()
+    assert rows["attack_grades_folder"]["total"] == "2" and rows["full"]["total"] == "5"
+
+
+@pytest.mark.slow
+def test_no_network_from_a_kernel(graded):
+    _, out, ctx = graded
+    assert _leak(out, "attack_network") == "[]" and ctx["accepted"] == 0
+
+
+@pytest.mark.slow
+def test_every_submission_left_a_record(graded):
+    rows, out, _ = graded
+    records = list((out / "results").rglob("*.json"))
+    graded_rows = [
+        r for r in rows.values() if r["status"] == "ok" or "kernel" in r["status"] or "killed" in r["status"]
+    ]
+    assert len(records) >= len(graded_rows)
+    record = json.loads(next(p for p in records if p.parent.name.startswith("full-")).read_text())
+    assert record["student"] == "full" and record["budget"] == "ci" and all("seed" in i for i in record["items"][:2])
+
+
+# ------------------------------------------------------------------------------- a loop alone
+@pytest.mark.slow
+def test_an_endless_loop_times_out_with_credit_for_what_ran(tmp_path, solutions_dir):
+    """Alone, under a short timeout.  The loop sleeps: the deadline treats it as it treats a busy one,
+    which would burn a core for the whole timeout beside the rest of the suite."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    nbformat.write(with_cell(fixture_solution(), "import time\nwhile True:\n    time.sleep(0.1)"), subs / "loop.ipynb")
+    timeout = 40
+    code = grade_folder(
+        subs, out=tmp_path / "out", timeout=timeout, memory_mb=MEMORY_MB, solutions=solutions_dir, progress=False
+    )
+    assert code == 0
+    with open(tmp_path / "out" / "grades.csv", newline="", encoding="utf-8") as f:
+        row = next(csv.DictReader(f))
+    assert (row["fix-add"], row["fix-scale"]) == ("2", "0"), row
+    assert row["status"].startswith(f"timed out after {timeout} s in code cell"), row
+    assert "the notebook stopped before this check could run" in _feedback(tmp_path / "out", "loop")
+
+
+def test_lab07_files_are_found_beside_the_notebook_in_both_layouts(tmp_path):
+    """alice/ holds the notebook and the models; bob.ipynb's are bob.sherlock_rnn.pt / bob_sherlock_gru.pt."""
+    import shutil
+
+    root = Path(__file__).resolve().parent.parent
+    lab = load_lab(root / "solutions" / "07_sherlock_assignment.ipynb")
+    assert lab.from_files and lab.files == ("sherlock_rnn.pt", "sherlock_gru.pt")
+    subs = tmp_path / "subs"
+    (subs / "alice").mkdir(parents=True)
+    shutil.copy(lab.path, subs / "alice" / lab.path.name)
+    shutil.copy(lab.path, subs / "bob.ipynb")
+    for name, data in (("alice/sherlock_rnn.pt", b"r"), ("bob.sherlock_rnn.pt", b"r"), ("bob_sherlock_gru.pt", b"g")):
+        (subs / name).write_bytes(data)
+    (subs / "alice" / "sherlock_gru.pt").symlink_to(subs / "bob_sherlock_gru.pt")
+    students = {s.name: s for s in discover(subs, {lab.name: lab})}
+    assert sorted(students) == ["alice", "bob"], "the models are no rows of their own"
+    assert sorted(students["bob"].notebooks[0].files) == ["sherlock_gru.pt", "sherlock_rnn.pt"]
+    alice = students["alice"]
+    assert list(alice.notebooks[0].files) == ["sherlock_rnn.pt"]
+    assert "skipped sherlock_gru.pt: a symbolic link (not followed)" in alice.problems
+
+
+def test_check_inputs_take_the_budget_they_are_given(monkeypatch):
+    from labutils.checks.core import Check
+    from labutils.runtime import budget
+
+    check = Check("fix-budget", "budget", (), probe=lambda o, i: {}, judge=lambda i, o: None,
+                  make_inputs=lambda rng: {"limit": budget(full=1.0, ci=2.0)})  # fmt: skip
+    for env in ("full", "ci"):
+        monkeypatch.setenv("LABUTILS_BUDGET", env)
+        assert (float(check.inputs(0, budget="ci")["limit"]), float(check.inputs(0, budget="full")["limit"])) == (2, 1)
+    assert float(check.inputs(0)["limit"]) == 2.0  # without one: the environment's (ci here)
+
+
+def test_deep_json_and_odd_entries_are_refused_without_reading(tmp_path):
+    from labutils.grading.safefiles import Unreadable, json_depth, read_regular
+
+    assert json_depth(b'{"a": [1, {"b": "[[[["}]}') == 3
+    nb, problem = read_notebook(_write(tmp_path / "deep.ipynb", '{"cells": ' + "[" * 50_000 + "]" * 50_000 + "}"))
+    assert nb is None and "nests 50001 levels deep" in problem
+    os.mkfifo(tmp_path / "pipe.ipynb")
+    (tmp_path / "zero.ipynb").symlink_to("/dev/zero")
+    for name, reason in (("pipe.ipynb", "is a FIFO"), ("zero.ipynb", "is a symbolic link")):
+        with pytest.raises(Unreadable, match=reason):
+            read_regular(tmp_path / name, 2**20)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_a_folder_in_the_way_of_grades_csv_is_moved_aside(tmp_path, solutions_dir):
+    from labutils.grading.report import write_outputs
+
+    (tmp_path / "grades.csv").mkdir()
+    (tmp_path / "grades.csv" / "x").write_text("planted")
+    write_outputs(tmp_path, [], {}, list(load_labs(solutions_dir).values()))
+    assert (tmp_path / "grades.csv").is_file()
+
+
+def test_only_the_tail_of_a_log_is_read(tmp_path):
+    from labutils.grading.safefiles import read_tail
+
+    (tmp_path / "worker.log").write_bytes(b"x" * 5_000_000 + b"the end")
+    assert read_tail(tmp_path / "worker.log", 7) == b"the end"

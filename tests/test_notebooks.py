@@ -1,4 +1,4 @@
-"""The notebooks: student versions up to date and free of answers (tests/test_grading.py runs them)."""
+"""The notebooks: student versions up to date and free of answers (tests/test_grading_labs.py runs them)."""
 
 import shutil
 import subprocess
@@ -87,7 +87,7 @@ def _code(nb) -> list[str]:
 def test_a_student_notebook_without_code_exercise_is_its_solutions_code(path):
     """Labs 00, 05 and 06 have no code exercise: the student version runs the solution's code, which
     nbval runs whole. (Notebooks with code exercises are run up to their first exercise in
-    tests/test_grading.py, from the grader's calibration run of the untouched student notebooks.)"""
+    tests/test_grading_labs.py, from the grader's calibration run of the untouched student notebooks.)"""
     solution = nbformat.read(ROOT / "solutions" / path.name, as_version=4)
     assert _code(nbformat.read(path, as_version=4)) == _code(solution), f"{path.name} differs from its solution"
 

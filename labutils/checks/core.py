@@ -21,6 +21,7 @@ arrays, numbers and strings, so they cross a process boundary as an ``.npz`` fil
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -138,6 +139,10 @@ def assert_gradient(name: str, analytic, numeric, *, tol: float = 1e-7) -> None:
 
 
 # ---------------------------------------------------------------------- the Check protocol
+class MissingFile(FileNotFoundError):
+    """A file a check judges was not handed in; the message tells the student what to hand in."""
+
+
 def to_arrays(outputs: Mapping[str, Any]) -> Arrays:
     """Turn a probe's outputs into plain NumPy arrays (no objects) so they can cross processes."""
     result = {}
@@ -168,18 +173,36 @@ class Check:
     judge: Callable[[Arrays, Arrays], None] | str
     make_inputs: Callable[[np.random.Generator], Mapping[str, Any]] = lambda rng: {}
     success: str = field(default="")
+    #: Files a submission hands in next to its notebook (e.g. ``("sherlock_gru.pt",)``) that the
+    #: grader judges instead of running the notebook: ``file_probe(paths, inputs)`` reads them
+    #: (in the grader's sandbox) and returns the same kind of raw outputs as ``probe``.
+    files: tuple[str, ...] = ()
+    file_probe: Callable[[dict[str, Any], Arrays], Mapping[str, Any]] | None = None
 
     def __post_init__(self):
+        if bool(self.files) != (self.file_probe is not None):
+            raise ValueError(f"check {self.grade_id!r}: give both files and file_probe, or neither")
         REGISTRY[self.grade_id] = self
 
-    def inputs(self, seed: int) -> Arrays:
-        return to_arrays(self.make_inputs(np.random.default_rng(seed)))
+    def inputs(self, seed: int, budget: str | None = None) -> Arrays:
+        """The inputs ``make_inputs`` draws from ``seed``; thresholds in the given ``budget``
+        ("full" or "ci"; default: the environment's), so that a grader never depends on its own."""
+        from ..runtime import using_budget
+
+        with using_budget(budget) if budget else contextlib.nullcontext():
+            return to_arrays(self.make_inputs(np.random.default_rng(seed)))
 
     def run_probe(self, objects: Mapping[str, Any], inputs: Arrays) -> Arrays:
         missing = [n for n in self.needs if n not in objects]
         if missing:
             raise NameError(f"{self.title}: the notebook has no {', '.join(missing)} defined; run the cells above.")
         return to_arrays(self.probe(dict(objects), inputs))
+
+    def run_file_probe(self, paths: Mapping[str, Any], inputs: Arrays) -> Arrays:
+        """Raw outputs from the handed-in files ``{file name: path}`` (a missing one is absent)."""
+        if self.file_probe is None:
+            raise TypeError(f"{self.title} judges live objects, not files")
+        return to_arrays(self.file_probe(dict(paths), inputs))
 
     def run_judge(self, inputs: Arrays, outputs: Arrays) -> None:
         """Judge a probe's ``outputs``: return if right, raise ``AssertionError`` with advice if not."""

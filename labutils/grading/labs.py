@@ -35,6 +35,7 @@ class Item:
     call: str = ""  # the solution's check call, e.g. "lab01.check_softmax(softmax)": finds a renamed test cell
     question: str = ""  # manual items: the question the written answer replies to
     test_source: str = ""  # automatic items: the test cell as students get it (hidden tests removed)
+    files: tuple[str, ...] = ()  # automatic items judged from handed-in files (Check.files)
 
 
 @dataclass
@@ -61,6 +62,16 @@ class Lab:
     @property
     def auto_points(self) -> float:
         return sum(item.points for item in self.auto_items)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files a submission hands in beside the notebook, for the items judged from files."""
+        return tuple(dict.fromkeys(name for item in self.auto_items for name in item.files))
+
+    @property
+    def from_files(self) -> bool:
+        """True when every automatic item is judged from handed-in files: the notebook is not run."""
+        return bool(self.auto_items) and all(item.files for item in self.auto_items)
 
     @property
     def grade_ids(self) -> set[str]:
@@ -131,6 +142,34 @@ def module_of(check) -> str:
     raise LookupError(f"cannot tell which module defines the check {check.grade_id!r}")
 
 
+def _points(meta: dict, where: str) -> float:
+    try:
+        return float(meta.get("points", 0))
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: points {meta.get('points')!r} is not a number") from None
+
+
+def _auto_item(cell, grade_id: str, points: float, checks: dict, where: str) -> Item:
+    """An automatic item: the graded test cell and the ``Check`` registered under its grade_id."""
+    if grade_id not in checks:
+        raise ValueError(
+            f"{where}: the graded test cell {grade_id!r} has no registered Check of the same grade_id "
+            f"(known: {', '.join(sorted(checks)) or 'none'})"
+        )
+    check = checks[grade_id]
+    visible = strip_hidden_tests(cell.source)
+    return Item(
+        grade_id,
+        points,
+        False,
+        check.title,
+        module_of(check),
+        _check_call(visible),
+        test_source=visible,
+        files=tuple(check.files),
+    )
+
+
 def load_lab(path: Path) -> Lab:
     """Read a solution notebook's graded cells; raise ``ValueError`` naming any inconsistency."""
     from labutils.checks import all_checks
@@ -139,44 +178,21 @@ def load_lab(path: Path) -> Lab:
     nb = nbformat.read(path, as_version=4)
     checks = all_checks()
     lab = Lab(name=path.stem, path=path)
-    seen: set[str] = set()
     previous_markdown = ""
     for index, cell in enumerate(nb.cells):
         meta = nbgrader_meta(cell)
         if meta.get("grade"):
-            grade_id = meta.get("grade_id")
-            where = f"{path.name} cell {index}"
+            grade_id, where = meta.get("grade_id"), f"{path.name} cell {index}"
             if not grade_id:
                 raise ValueError(f"{where}: a graded cell without a grade_id")
-            if grade_id in seen:
+            if grade_id in lab.grade_ids:
                 raise ValueError(f"{where}: grade_id {grade_id!r} is used twice")
-            seen.add(grade_id)
-            try:
-                points = float(meta.get("points", 0))
-            except (TypeError, ValueError):
-                raise ValueError(f"{where}: points {meta.get('points')!r} is not a number") from None
+            points = _points(meta, where)
             if meta.get("solution"):
                 question = question_of(cell.source) or previous_markdown
                 lab.items.append(Item(grade_id, points, True, _first_line(question) or grade_id, question=question))
             else:
-                if grade_id not in checks:
-                    raise ValueError(
-                        f"{where}: the graded test cell {grade_id!r} has no registered Check of the same grade_id "
-                        f"(known: {', '.join(sorted(checks)) or 'none'})"
-                    )
-                check = checks[grade_id]
-                visible = strip_hidden_tests(cell.source)
-                lab.items.append(
-                    Item(
-                        grade_id,
-                        points,
-                        False,
-                        check.title,
-                        module_of(check),
-                        _check_call(visible),
-                        test_source=visible,
-                    )
-                )
+                lab.items.append(_auto_item(cell, grade_id, points, checks, where))
         if cell.cell_type == "markdown":
             previous_markdown = cell.source
     return lab

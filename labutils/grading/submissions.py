@@ -1,18 +1,26 @@
-"""Find the submissions in a folder, read them defensively, and prepare the notebook the kernel runs.
+"""Find the submissions in a folder, read them as hostile, and prepare the notebook the kernel runs.
 
 Two layouts are accepted (both may be mixed in one folder):
 
-* ``SUBMISSIONS/alice.ipynb``: one notebook per student; the student is the file's stem;
-* ``SUBMISSIONS/alice/01_rnn_forward_numpy.ipynb, ...``: one folder per student with several labs.
+* ``SUBMISSIONS/alice.ipynb``: one notebook per student; the student is the file's stem.  Files
+  a lab asks for beside the notebook (lab 07's ``sherlock_gru.pt``) are named after it:
+  ``alice.sherlock_gru.pt`` (or ``alice_sherlock_gru.pt``);
+* ``SUBMISSIONS/alice/01_rnn_forward_numpy.ipynb, ...``: one folder per student with several
+  labs; a lab's files lie next to its notebook (``alice/sherlock_gru.pt``).
 
 A notebook is matched to a lab by its name (``NN_`` prefix, as the students received it) or by
-the nbgrader ``grade_id`` s its cells carry.  Every file is read into memory once, before any
-code runs, so a submission cannot change another one on disk while grading is under way.
+the nbgrader ``grade_id`` s its cells carry.  Every file is read once, into memory, before any
+code runs, through ``safefiles``: links are never followed, FIFOs and devices never opened,
+sizes and JSON nesting capped.  Each entry of the folder becomes a row, with the reason when it
+cannot be graded: a name that is not UTF-8, a link, two files with one name (``dup.ipynb`` and
+``dup.txt`` become the rows ``dup.ipynb`` and ``dup.txt``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,9 +29,12 @@ from pathlib import Path
 import nbformat
 
 from .labs import Item, Lab, match_lab, nbgrader_meta, same_code
+from .safefiles import Entry, Unreadable, json_depth, read_regular, scan, shown, valid_name, walk
 
 MAX_NOTEBOOK_MB = 50
-SKIP = {"__MACOSX", ".ipynb_checkpoints", "__pycache__"}
+MAX_HANDIN_MB = 256  # a file a lab asks for beside the notebook (lab 07's saved models)
+MAX_JSON_DEPTH = 64  # a notebook nests about 6 deep; widget states a little more
+JUNK = {"__MACOSX", ".ipynb_checkpoints", "__pycache__", ".DS_Store", "Thumbs.db", "desktop.ini"}
 
 
 @dataclass
@@ -36,6 +47,14 @@ class Notebook:
     lab: Lab | None = None
     problem: str = ""  # why it cannot be graded at all
     notes: list[str] = field(default_factory=list)
+    files: dict[str, tuple[Path, str]] = field(default_factory=dict)  # name: (path, sha256) of a file beside it
+    sha256: str = ""  # of the notebook and its files: a resumed run regrades what changed
+    beside: dict[str, Entry] = field(default_factory=dict, repr=False)  # files next to it, by name
+
+    @property
+    def from_files(self) -> bool:
+        """Graded from handed-in files, without running the notebook (lab 07)."""
+        return bool(self.lab and self.lab.from_files)
 
 
 @dataclass
@@ -45,114 +64,200 @@ class Student:
     problems: list[str] = field(default_factory=list)
 
 
-def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
-    """``(notebook, "")`` or ``(None, reason)``: never raises on a student's file."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_NOTEBOOK_MB * 2**20:
-            return None, f"{path.name} is {size / 2**20:.0f} MB, over the {MAX_NOTEBOOK_MB} MB a notebook may have"
-        raw = path.read_bytes()
-    except OSError as exc:
-        return None, f"{path.name} cannot be read ({exc.strerror or exc})"
+def parse_notebook(raw: bytes, name: str) -> tuple[nbformat.NotebookNode | None, str]:
+    """``(notebook, "")`` or ``(None, reason)`` from a file's bytes: never raises on a student's file."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return None, f"{path.name} is not a notebook (not UTF-8 text; a {path.suffix or 'binary'} file?)"
+        return None, f"{name} is not a notebook (not UTF-8 text; a {Path(name).suffix or 'binary'} file?)"
+    depth = json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        return None, f"{name} is not a valid notebook (its JSON nests {depth} levels deep, over {MAX_JSON_DEPTH})"
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"{path.name} is not a valid notebook (not JSON: {exc.msg} at line {exc.lineno})"
+    except (json.JSONDecodeError, RecursionError) as exc:
+        where = f": {exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        return None, f"{name} is not a valid notebook (not JSON{where})"
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        return None, f"{path.name} is not a valid notebook (JSON without a list of cells)"
+        return None, f"{name} is not a valid notebook (JSON without a list of cells)"
     try:
         nb = nbformat.reads(text, as_version=4)
         nbformat.validator.normalize(nb)
         nbformat.validate(nb)
     except Exception as exc:  # nbformat raises several kinds
         message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        return None, f"{path.name} is not a valid notebook ({message})"
+        return None, f"{name} is not a valid notebook ({message})"
     return nb, ""
+
+
+def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
+    """``(notebook, "")`` or ``(None, reason)`` for a file on disk: regular files only, size-capped."""
+    try:
+        raw = read_regular(path, MAX_NOTEBOOK_MB * 2**20)
+    except Unreadable as exc:
+        return None, str(exc)
+    return parse_notebook(raw, shown(Path(path).name))
 
 
 def _grade_ids(nb) -> set[str]:
     return {str(nbgrader_meta(cell).get("grade_id")) for cell in nb.cells if nbgrader_meta(cell).get("grade_id")}
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^\w.+-]+", "_", name).strip("._") or "student"
-
-
-def discover(folder: Path, labs: dict[str, Lab], *, exclude: Path | None = None) -> list[Student]:
-    """Every student in ``folder`` with their notebooks read and matched to labs."""
-    folder = Path(folder)
-    students: list[Student] = []
-    flat: list[Notebook] = []
-    exclude = exclude.resolve() if exclude else None
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith(".") or entry.name in SKIP or (exclude and entry.resolve() == exclude):
-            continue
-        if entry.is_dir():
-            student = Student(entry.name)
-            found = sorted(
-                p
-                for p in entry.rglob("*.ipynb")
-                if not any(part.startswith(".") or part in SKIP for part in p.relative_to(entry).parts)
-            )
-            if not found:
-                student.problems.append(f"no notebook (.ipynb) in the folder {entry.name}/")
-            by_lab: dict[str, list[Notebook]] = {}
-            for path in found:
-                notebook = _load(student.name, path, labs)
-                if notebook.problem:
-                    student.problems.append(notebook.problem)
-                elif notebook.lab is None:
-                    student.problems.append(f"ignored {path.name}: it matches no graded lab")
-                else:
-                    by_lab.setdefault(notebook.lab.name, []).append(notebook)
-            for lab_name, candidates in by_lab.items():
-                exact = [n for n in candidates if n.path.stem == lab_name]
-                chosen = (exact or candidates)[0]
-                others = [n.path.name for n in candidates if n is not chosen]
-                if others:
-                    chosen.notes.append(f"graded {chosen.path.name}; also found {', '.join(others)} (not graded)")
-                student.notebooks.append(chosen)
-            students.append(student)
-        elif entry.is_file():
-            notebook = _load(entry.stem, entry, labs)
-            flat.append(notebook)
-            students.append(Student(entry.stem, [notebook]))
-    # Flat notebooks without lab metadata or a lab-like name: the lab most others in the folder have.
-    usual = Counter(n.lab.name for n in flat if n.lab and not n.problem).most_common(1)
-    for notebook in flat:
-        if notebook.lab is None and not notebook.problem:
-            if usual:
-                notebook.lab = labs[usual[0][0]]
-                notebook.notes.append(f"matched to lab {notebook.lab.name} like the other notebooks in the folder")
-            elif len(labs) == 1:
-                notebook.lab = next(iter(labs.values()))
-            else:
-                notebook.problem = f"{notebook.path.name} matches no graded lab (neither by name nor by grade_id)"
-    for student in students:
-        for notebook in list(student.notebooks):
-            if notebook.problem:
-                student.problems.append(notebook.problem)
-                student.notebooks.remove(notebook)
-    # Two submissions with one stem (alice.ipynb and alice.txt): keep both rows apart.
-    names = Counter(student.name for student in students)
-    seen: Counter[str] = Counter()
-    for student in students:
-        if names[student.name] > 1:
-            seen[student.name] += 1
-            student.name = f"{student.name}#{seen[student.name]}"
-    return students
-
-
-def _load(student: str, path: Path, labs: dict[str, Lab]) -> Notebook:
-    nb, problem = read_notebook(path)
-    notebook = Notebook(student, path, nb, problem=problem)
+def load_notebook(student: str, path: Path, labs: dict[str, Lab]) -> Notebook:
+    """Read, parse and match one notebook file to its lab."""
+    try:
+        raw = read_regular(path, MAX_NOTEBOOK_MB * 2**20)
+    except Unreadable as exc:
+        return Notebook(student, path, problem=str(exc))
+    nb, problem = parse_notebook(raw, shown(path.name))
+    notebook = Notebook(student, path, nb, problem=problem, sha256=hashlib.sha256(raw).hexdigest())
     if nb is not None:
         notebook.lab = match_lab(path.stem, _grade_ids(nb), labs)
     return notebook
+
+
+def attach_files(notebook: Notebook) -> None:
+    """Find and fingerprint the files the notebook's lab asks for among those beside it.
+
+    Each is read once here (to hash it, not kept: a class's saved models would not fit in
+    memory together) and again, checked against its hash, when its job starts (``read_handin``).
+    """
+    digest = hashlib.sha256(notebook.sha256.encode())
+    for name in notebook.lab.files if notebook.lab else ():
+        entry = notebook.beside.get(name)
+        if entry is None:
+            continue
+        try:
+            sha256 = hashlib.sha256(read_regular(entry.path, MAX_HANDIN_MB * 2**20)).hexdigest()
+        except Unreadable as exc:
+            notebook.notes.append(f"{exc}: not used")
+            continue
+        notebook.files[name] = (entry.path, sha256)
+        digest.update(f"{name}\0{sha256}".encode())
+    notebook.sha256 = digest.hexdigest()
+
+
+def read_handin(notebook: Notebook, name: str) -> bytes:
+    """The bytes of a handed-in file, as fingerprinted by ``attach_files``; ``Unreadable`` if changed."""
+    path, sha256 = notebook.files[name]
+    data = read_regular(path, MAX_HANDIN_MB * 2**20)
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise Unreadable(f"{shown(name)} changed while the grader was running")
+    return data
+
+
+def discover(folder: Path, labs: dict[str, Lab], *, exclude: Path | None = None) -> list[Student]:
+    """Every student in ``folder`` with their notebooks read and matched to labs; one per entry."""
+    folder = Path(folder)
+    skip = _identity(exclude) if exclude else None
+    entries = [e for e in scan(folder) if e.name not in JUNK and (skip is None or _identity(e.path) != skip)]
+    handins = {name for lab in labs.values() for name in lab.files}
+    attached, flat = _flat_attachments(entries, handins)
+    stems = Counter(Path(e.name).stem for e in entries if e.kind != "folder" and e.path not in attached)
+    students: list[Student] = []
+    for entry in entries:
+        if entry.path in attached:
+            continue
+        if not valid_name(entry.name):
+            students.append(Student(shown(entry.name), problems=[f"the name {shown(entry.name)!r} is not valid UTF-8"]))
+        elif entry.kind == "folder":
+            students.append(_student_folder(entry, labs))
+        else:
+            name = entry.name if stems[Path(entry.name).stem] > 1 else Path(entry.name).stem
+            students.append(_flat_student(name, entry, labs, flat.get(entry.path, {})))
+            if stems[Path(entry.name).stem] > 1:
+                others = [e.name for e in entries if Path(e.name).stem == Path(entry.name).stem and e is not entry]
+                students[-1].problems.append(f"another file has the same name: {', '.join(map(shown, others))}")
+    _match_unnamed(students, labs)
+    for notebook in (n for student in students for n in student.notebooks):
+        attach_files(notebook)
+    return students
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _flat_attachments(entries: list[Entry], handins: set[str]) -> tuple[set[Path], dict[Path, dict[str, Entry]]]:
+    """Files ``STEM.NAME`` / ``STEM_NAME`` beside a flat ``STEM.ipynb`` that a lab asks for."""
+    notebooks = {Path(e.name).stem: e for e in entries if e.name.endswith(".ipynb") and e.kind != "folder"}
+    attached: set[Path] = set()
+    flat: dict[Path, dict[str, Entry]] = {}
+    for entry in entries:
+        for name in handins:
+            for sep in (".", "_"):
+                stem = entry.name[: -len(sep + name)] if entry.name.endswith(sep + name) else None
+                if stem and stem in notebooks:
+                    attached.add(entry.path)
+                    flat.setdefault(notebooks[stem].path, {})[name] = entry
+    return attached, flat
+
+
+def _flat_student(name: str, entry: Entry, labs: dict[str, Lab], files: dict[str, Entry]) -> Student:
+    if entry.kind != "file":
+        return Student(name, problems=[f"{shown(entry.name)} is {entry.kind}: not read"])
+    notebook = load_notebook(name, entry.path, labs)
+    notebook.beside = files
+    return Student(name, [notebook])
+
+
+def _student_folder(entry: Entry, labs: dict[str, Lab]) -> Student:
+    """A student's folder: each lab's notebook (the best-named one) and the files beside it."""
+    student = Student(entry.name)
+    try:
+        inside = walk(entry.path)
+    except Unreadable as exc:
+        student.problems.append(f"the folder {entry.name}/ was not read: {exc}")
+        return student
+    inside = [e for e in inside if not any(part in JUNK for part in e.path.relative_to(entry.path).parts)]
+    for odd in (e for e in inside if e.kind not in ("file", "folder") or not valid_name(e.name)):
+        why = odd.kind if valid_name(odd.name) else "its name is not valid UTF-8"
+        student.problems.append(f"skipped {shown(str(odd.path.relative_to(entry.path)))}: {why}")
+    inside = [e for e in inside if valid_name(e.name)]
+    notebooks = [e for e in inside if e.kind == "file" and e.name.endswith(".ipynb")]
+    if not notebooks:
+        student.problems.append(f"no notebook (.ipynb) in the folder {entry.name}/")
+    by_lab: dict[str, list[Notebook]] = {}
+    for item in notebooks:
+        notebook = load_notebook(student.name, item.path, labs)
+        if notebook.problem:
+            student.problems.append(notebook.problem)
+        elif notebook.lab is None:
+            student.problems.append(f"ignored {shown(item.name)}: it matches no graded lab")
+        else:
+            by_lab.setdefault(notebook.lab.name, []).append(notebook)
+    for lab_name, candidates in by_lab.items():
+        chosen = ([n for n in candidates if n.path.stem == lab_name] or candidates)[0]
+        others = [shown(n.path.name) for n in candidates if n is not chosen]
+        if others:
+            chosen.notes.append(f"graded {shown(chosen.path.name)}; also found {', '.join(others)} (not graded)")
+        chosen.beside = {e.name: e for e in inside if e.path.parent == chosen.path.parent and e.kind == "file"}
+        student.notebooks.append(chosen)
+    return student
+
+
+def _match_unnamed(students: list[Student], labs: dict[str, Lab]) -> None:
+    """Flat notebooks with neither a lab's name nor its grade_ids: the lab most others have."""
+    usual = Counter(n.lab.name for s in students for n in s.notebooks if n.lab and not n.problem).most_common(1)
+    for student in students:
+        for notebook in list(student.notebooks):
+            if notebook.lab is None and not notebook.problem:
+                if usual:
+                    notebook.lab = labs[usual[0][0]]
+                    notebook.notes.append(f"matched to lab {notebook.lab.name} like the other notebooks in the folder")
+                elif len(labs) == 1:
+                    notebook.lab = next(iter(labs.values()))
+                else:
+                    notebook.problem = (
+                        f"{shown(notebook.path.name)} matches no graded lab (neither by name nor by grade_id)"
+                    )
+            if notebook.problem:
+                student.problems.append(notebook.problem)
+                student.notebooks.remove(notebook)
 
 
 # ----------------------------------------------------------------------------- instrumenting

@@ -1,6 +1,7 @@
-"""Run one submission's notebook in a limited kernel: ``python -m labutils.grading.worker < job.json``.
+"""Run one submission's notebook in a limited kernel: ``python -m labutils.grading.worker JOB.json``.
 
-The grader starts one worker process per submitted notebook.  The worker
+The grader starts one worker process per submitted notebook, inside the notebook's sandbox
+(``sandbox``), so that the worker and its kernel talk over the sandbox's own loopback.  The worker
 
 1. becomes a *child subreaper* (Linux), so that any process the notebook starts, even one that
    detaches itself, stays its descendant and is killed at the end;
@@ -15,6 +16,13 @@ The grader starts one worker process per submitted notebook.  The worker
 
 Outputs of the student's cells are discarded as they arrive (only errors are kept, cut short),
 so a notebook that prints without end cannot exhaust the worker's memory.
+
+The client does not play the front end of Output widgets (``comm_open_handlers`` emptied).
+nbclient's stand-in for them answers the kernel on the shell channel from the task that reads
+IOPub, while another task waits on that same channel for the cell's ``execute_reply``; that
+send can swallow the socket's one wake-up for the reply, which then sits unread until the
+cell's timeout.  Lab 00's ``interact`` (an Output widget around a plot) stalled headless
+clients this way.  The grader only needs errors, which never pass through Output widgets.
 """
 
 from __future__ import annotations
@@ -110,6 +118,10 @@ def _client_class():
     class Client(NotebookClient):
         """Keeps only error outputs, cut short; everything else a cell prints is dropped."""
 
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.comm_open_handlers = {}  # no Output-widget mimic: see the module's docstring
+
         def output(self, outs, msg, display_id, cell_index):
             if msg["msg_type"] != "error":
                 return None
@@ -127,23 +139,18 @@ def _client_class():
     return Client
 
 
-def run_job(job: dict) -> dict:
-    import nbformat
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    start = time.monotonic()
-    deadline = start + float(job["timeout"])
+def _prepare(job: dict) -> None:
+    """The kernel's spec and Jupyter's folders in the job's scratch folder; the memory limit."""
     jupyter_dir = Path(job["jupyter_dir"])
     write_kernelspec(jupyter_dir)
-    os.environ.update(job.get("env", {}))
     os.environ["JUPYTER_PATH"] = str(jupyter_dir)
     os.environ["JUPYTER_RUNTIME_DIR"] = str(jupyter_dir / "runtime")
     os.environ["IPYTHONDIR"] = str(jupyter_dir / "ipython")  # no user profile or startup files
     os.environ["LABUTILS_GRADE_MEMORY_MB"] = str(job.get("memory_mb", 0))
 
-    nb = nbformat.read(job["notebook"], as_version=4)
-    report: dict = {"status": "ok", "cell": None, "errors": [], "executed": 0, "cell_seconds": []}
-    client = _client_class()(
+
+def _client(nb, deadline: float):
+    return _client_class()(
         nb,
         kernel_name=KERNEL_NAME,
         allow_errors=True,
@@ -154,31 +161,52 @@ def run_job(job: dict) -> dict:
         store_widget_state=False,
         shutdown_kernel="immediate",
     )
+
+
+def _run_cells(client, nb, deadline: float, report: dict) -> None:
+    """Execute the code cells in order, recording errors; ``report["cell"]`` is the one running."""
+    from nbclient.exceptions import CellTimeoutError
+
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if time.monotonic() > deadline:
+            raise CellTimeoutError("deadline passed")
+        report["cell"] = index
+        began = time.monotonic()
+        client.execute_cell(cell, index)
+        report["executed"] = index + 1
+        report["cell_seconds"].append([index, round(time.monotonic() - began, 2)])
+        for out in cell.outputs:
+            if out.get("output_type") == "error":
+                report["errors"].append({"cell": index, "ename": out["ename"], "evalue": out["evalue"]})
+    report["cell"] = None
+
+
+def run_job(job: dict) -> dict:
+    """Run the job's notebook; the report says how far it got and why it stopped."""
+    import nbformat
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    start = time.monotonic()
+    deadline = start + float(job["timeout"])
+    _prepare(job)
+    nb = nbformat.read(job["notebook"], as_version=4)
+    report: dict = {"status": "ok", "cell": None, "errors": [], "executed": 0, "cell_seconds": []}
+    client = _client(nb, deadline)
     watchdog = Watchdog(int(job.get("memory_mb", 0)), deadline)
     watchdog.start()
-    index = None
     try:
         with client.setup_kernel(cwd=job["cwd"]):
             report["startup_seconds"] = round(time.monotonic() - start, 2)
-            for index, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
-                    continue
-                if time.monotonic() > deadline:
-                    raise CellTimeoutError("deadline passed")
-                began = time.monotonic()
-                client.execute_cell(cell, index)
-                report["executed"] = index + 1
-                report["cell_seconds"].append([index, round(time.monotonic() - began, 2)])
-                for out in cell.outputs:
-                    if out.get("output_type") == "error":
-                        report["errors"].append({"cell": index, "ename": out["ename"], "evalue": out["evalue"]})
+            _run_cells(client, nb, deadline, report)
     except CellTimeoutError:
-        report.update(status="timeout", cell=index)
+        report["status"] = "timeout"
     except DeadKernelError:
-        report.update(status=watchdog.reason or "died", cell=index)
-    except Exception as exc:  # the kernel did not start, or nbclient failed: say so
-        status = watchdog.reason or ("timeout" if time.monotonic() > deadline else "failed")
-        report.update(status=status, cell=index, detail=f"{type(exc).__name__}: {str(exc)[:500]}")
+        report["status"] = watchdog.reason or "died"
+    except Exception as exc:  # noqa: BLE001 -- the kernel did not start (grading failed), or broke off
+        late = "timeout" if time.monotonic() > deadline else ("died" if "startup_seconds" in report else "failed")
+        report.update(status=watchdog.reason or late, detail=f"{type(exc).__name__}: {str(exc)[:500]}")
     finally:
         watchdog.stopped.set()
         kill_descendants()
@@ -194,7 +222,7 @@ def main() -> int:
     # seconds of CPU per worker, for a check notebooks never use.  Skip that optional import.
     sys.modules.setdefault("rfc3987_syntax", None)
     become_subreaper()
-    job = json.load(sys.stdin)
+    job = json.loads(Path(sys.argv[1]).read_text())
     try:
         report = run_job(job)
     except Exception as exc:  # keep the grader informed whatever happens

@@ -39,15 +39,15 @@ def test_lab00_widget_cell(page, jupyter_lab, shoot):
     _require(jupyter_lab, LAB00)
     panel = open_notebook(page, LAB00)
     run_cell(code_cell(panel, "import ipywidgets"))
-    cell = code_cell(panel, "@interact(")
+    cell = code_cell(panel, "slider.observe(")
     run_cell(cell)
     output = cell.locator(".jp-OutputArea")
-    assert_widgets_rendered(output, minimum=3)  # the interact box, its slider and its output
-    interact = output.locator(".widget-interact").first
-    slider = interact.locator(".widget-slider").first
-    img = interact.locator(".widget-output img").first
+    assert_widgets_rendered(output, minimum=3)  # the box, its slider and its image
+    box = output.locator(".widget-vbox").first
+    slider = box.locator(".widget-slider").first
+    img = box.locator(".widget-image").first
     img.wait_for()
-    interact.scroll_into_view_if_needed()
+    box.scroll_into_view_if_needed()
     assert float(_readout(slider)) == 1.0
     before = image_digest(img)
     shoot(page, "rendered")

@@ -1,0 +1,301 @@
+"""Judges of lab 07 (the Sherlock Holmes assignment): rebuild the student's models, measure them.
+
+The probes (``labutils.checks.lab07``) hand over plain arrays -- a model's configuration and
+weights, the hyperparameter dict, the loss history, the vocabulary, the sampling temperature --
+taken from live objects in a notebook or from the saved ``sherlock_rnn.pt`` / ``sherlock_gru.pt``.
+Here, in the grader's process, each model is rebuilt as a standard ``CharRNN`` (after caps on
+its size), its held-out bits per character measured on the last 5% of the canon, and, when
+the probe came from the saved files, a passage sampled from it (seeded, at the student's
+temperature) and read like the notebook's own samples.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+
+import numpy as np
+
+from ..lab07 import CONFIG_KEYS, HPARAM_KEYS, OPTIMIZERS, canon, canon_vocab, heldout_bits_per_char
+
+MAX_PARAMS = 20_000_000  # a model larger than this is not rebuilt (the full budget's are ~3 million)
+MAX_SIZES = {"vocab_size": 1024, "embed_dim": 4096, "hidden_size": 4096, "num_layers": 8}
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+MIN_SAMPLE = 200
+SAMPLE_LENGTH = 600
+MAX_RUN = 30  # a run of one character longer than this (and than twice the canon's longest) is degenerate
+
+
+# ------------------------------------------------------------------------------- rebuilding
+def _config(outputs, prefix: str, name: str) -> dict:
+    """The model's configuration from the probe's arrays, checked against the size caps."""
+    if f"{prefix}missing_config" in outputs:
+        raise AssertionError(
+            f"{name} is a {outputs[f'{prefix}missing_config']}, not a labutils.models.CharRNN: build it with "
+            "CharRNN(len(vocab), embed_dim, hidden_size, num_layers, cell, nonlinearity)."
+        )
+    cfg = {k: outputs[f"{prefix}cfg_{k}"].item() for k in CONFIG_KEYS}
+    for key, cap in MAX_SIZES.items():
+        if not isinstance(cfg[key], (int, np.integer)) or not 1 <= cfg[key] <= cap:
+            raise AssertionError(
+                f"{name}'s configuration has {key}={cfg[key]!r}: expected a whole number from 1 to {cap}."
+            )
+    cell = str(cfg["cell"])
+    if cell not in GATES:
+        raise AssertionError(f"{name}'s configuration has cell={cell!r}: expected 'rnn' or 'gru'.")
+    V, E, H, L = (int(cfg[k]) for k in ("vocab_size", "embed_dim", "hidden_size", "num_layers"))
+    g = GATES[cell]
+    params = V * E + sum(g * H * ((E if k == 0 else H) + H + 2) for k in range(L)) + V * (H + 1)
+    if params > MAX_PARAMS:
+        raise AssertionError(f"{name} has {params:,} parameters, more than the {MAX_PARAMS:,} the grader rebuilds.")
+    return cfg
+
+
+def rebuild(outputs, prefix: str, name: str):
+    """Rebuild the student's model from its configuration and weights; raise with advice."""
+    import torch
+
+    from ...models import CharRNN
+
+    cfg = _config(outputs, prefix, name)
+    try:
+        model = CharRNN(*(int(cfg[k]) for k in CONFIG_KEYS[:4]), str(cfg["cell"]), str(cfg["nonlinearity"]))
+    except (ValueError, TypeError) as exc:
+        raise AssertionError(f"{name}'s configuration {cfg} does not describe a CharRNN: {exc}") from None
+    weights = {k[len(prefix) + 2 :]: v for k, v in outputs.items() if k.startswith(f"{prefix}w_")}
+    own = model.state_dict()
+    problems = [
+        f"{k} has shape {tuple(v.shape)}, expected {tuple(own[k].shape)}"
+        for k, v in weights.items()
+        if k in own and tuple(own[k].shape) != v.shape
+    ]
+    problems += [f"{k} is missing" for k in own if k not in weights]
+    if problems:
+        raise AssertionError(
+            f"{name}'s weights do not fit its configuration: " + "; ".join(problems[:5])
+            + ". Was the model changed after it was created?"
+        )  # fmt: skip
+    for key, value in weights.items():
+        if not np.all(np.isfinite(value)):
+            raise AssertionError(
+                f"{name}'s weight {key} holds NaN or infinity: training diverged. "
+                "Lower the learning rate or the sequence length and train again."
+            )
+    model.load_state_dict({k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in weights.items() if k in own})
+    model.eval()
+    return model, cfg
+
+
+def check_vocab(outputs, prefix: str, name: str, cfg: dict) -> None:
+    """The model's vocabulary (when the probe gives it) and size are the canon's characters."""
+    chars = canon_vocab().chars
+    if int(cfg["vocab_size"]) != len(chars):
+        raise AssertionError(
+            f"{name} has vocab_size={cfg['vocab_size']}, but the canon has {len(chars)} distinct characters: "
+            "build the vocabulary from the whole text (CharVocab(text)), not from the training part."
+        )
+    key = f"{prefix}vocab"
+    if key in outputs and [str(c) for c in np.asarray(outputs[key]).reshape(-1)] != list(chars):
+        raise AssertionError(
+            f"{name} was saved with a vocabulary other than the canon's: save it with vocab=CharVocab(text) "
+            "built from the whole of cano.txt, so that its character ids mean the same as the grader's."
+        )
+
+
+# ------------------------------------------------------------------------------------- spec
+def _hparams(outputs, hp_name: str) -> dict:
+    if "h_hp_not_a_dict" in outputs:
+        raise AssertionError(f"{hp_name} should be a dict of your choices, got a {outputs['h_hp_not_a_dict']}.")
+    return {k[len("h_hp_") :]: v.item() for k, v in outputs.items() if k.startswith("h_hp_")}
+
+
+def _check_hparams(hp: dict, cfg: dict, kind: str, name: str, hp_name: str) -> None:
+    needed = HPARAM_KEYS + (("nonlinearity",) if kind == "rnn" else ())
+    missing = [k for k in needed if k not in hp]
+    if missing:
+        raise AssertionError(f"{hp_name} lacks {', '.join(missing)}: record every choice you made.")
+    for key in ("embed_dim", "hidden_size", "num_layers") + (("nonlinearity",) if kind == "rnn" else ()):
+        if hp[key] != cfg[key]:
+            raise AssertionError(
+                f"{hp_name}[{key!r}] is {hp[key]!r} but {name} was built with {key}="
+                f"{cfg[key]!r}: build the model from the hyperparameters."
+            )
+    for key in ("train_chars", "seq_len", "epochs"):
+        if not (isinstance(hp[key], (int, np.integer)) and hp[key] >= 1):
+            raise AssertionError(f"{hp_name}[{key!r}] should be a positive whole number, got {hp[key]!r}.")
+    if not (isinstance(hp["lr"], (int, float)) and 0 < hp["lr"] < 1):
+        raise AssertionError(f"{hp_name}['lr'] should be a learning rate between 0 and 1, got {hp['lr']!r}.")
+    if str(hp["optimizer"]).lower() not in OPTIMIZERS:
+        raise AssertionError(f"{hp_name}['optimizer'] is {hp['optimizer']!r}; use one of {', '.join(OPTIMIZERS)}.")
+
+
+def _spec_judge(kind: str):
+    label = "a vanilla RNN" if kind == "rnn" else "a GRU"
+
+    def judge(inputs, outputs):
+        model, cfg = rebuild(outputs, "m_", kind)
+        if cfg["cell"] != kind:
+            raise AssertionError(f"{kind} has cell={cfg['cell']!r}, expected {label} (cell={kind!r}).")
+        check_vocab(outputs, "m_", kind, cfg)
+        _check_hparams(_hparams(outputs, f"{kind}_hparams"), cfg, kind, kind, f"{kind}_hparams")
+
+    return judge
+
+
+judge_rnn_spec = _spec_judge("rnn")
+judge_gru_spec = _spec_judge("gru")
+
+
+# ------------------------------------------------------------------------------ losses fall
+def _judge_one_history(name: str, outputs, prefix: str, min_drop: float) -> None:
+    train, val = outputs[f"{prefix}train_loss"], outputs[f"{prefix}val_loss"]
+    if train.size < 10:
+        raise AssertionError(
+            f"{name} has {train.size} training losses; train for at least 10 steps "
+            "(pass the History that fit returned)."
+        )
+    if not np.all(np.isfinite(train)):
+        raise AssertionError(
+            f"{name}'s training loss became NaN or infinite: lower the learning rate or the "
+            "sequence length (see the troubleshooting section)."
+        )
+    if val.size == 0:
+        raise AssertionError(
+            f"{name} has no held-out losses: pass val=... to fit so the validation curve can be plotted next to "
+            "the training curve."
+        )
+    if not np.all(np.isfinite(val)):
+        raise AssertionError(f"{name}'s held-out loss is NaN or infinite.")
+    # The start is the first few steps, never a tenth of them: on a fast machine a long run has
+    # already learnt most of what it will in its first tenth, and would look as if it barely fell.
+    start, end = max(1, min(train.size // 10, 10)), max(1, train.size // 10)
+    first, last = float(np.mean(train[:start])), float(np.mean(train[-end:]))
+    if last > first:
+        raise AssertionError(
+            f"{name}: the training loss rose from {first:.3f} to {last:.3f} nats. The learning "
+            "rate is probably too large: lower it by 3x to 10x."
+        )
+    if first - last < min_drop:
+        raise AssertionError(
+            f"{name}: the training loss barely fell ({first:.3f} -> {last:.3f} nats, want a "
+            f"drop of at least {min_drop}). Raise the learning rate or train for more steps."
+        )
+
+
+def judge_losses(inputs, outputs):
+    drop = float(inputs["min_drop"])
+    _judge_one_history("rnn_history", outputs, "r_", drop)
+    _judge_one_history("gru_history", outputs, "g_", drop)
+
+
+# --------------------------------------------------------------------------------- held-out
+def judge_heldout(inputs, outputs):
+    for name, prefix, key in (("rnn", "r_", "max_rnn_bpc"), ("gru", "g_", "max_gru_bpc")):
+        model, cfg = rebuild(outputs, prefix, name)
+        check_vocab(outputs, prefix, name, cfg)
+        bpc = heldout_bits_per_char(model)
+        limit = float(inputs[key])
+        if not math.isfinite(bpc) or bpc > limit:
+            raise AssertionError(
+                f"{name} scores {bpc:.3f} bits per character on the held-out text, above the {limit:g} required. "
+                "Train longer or on more text, tune the learning rate, or use a larger model."
+            )
+
+
+# ---------------------------------------------------------------------------------- samples
+@functools.lru_cache(maxsize=1)
+def _canon_words() -> frozenset:
+    """Lower-case words of the canon; of the one-letter ones only "a" and "i" (the book's stray
+    initials such as "p" or "k" would let random letters pass for words)."""
+    return frozenset(w for w in re.findall(r"[a-z]+", canon().lower()) if len(w) > 1 or w in "ai")
+
+
+def _longest_runs(text: str) -> dict[str, int]:
+    """The longest run of each character in ``text``: ``{" ": 41, "-": 12, ...}``."""
+    runs: dict[str, int] = {}
+    for m in re.finditer(r"(.)\1*", text, flags=re.S):
+        runs[m.group(1)] = max(runs.get(m.group(1), 0), len(m.group(0)))
+    return runs
+
+
+@functools.lru_cache(maxsize=1)
+def _canon_runs() -> dict[str, int]:
+    return _longest_runs(canon())
+
+
+def _check_characters(name: str, text: str) -> None:
+    foreign = sorted(set(text) - set(canon_vocab().chars))
+    if foreign:
+        raise AssertionError(
+            f"{name} contains characters the canon never uses: {foreign[:10]!r}. "
+            "Is this really sampled from your model?"
+        )
+    runs = _longest_runs(text)
+    # The canon itself centres its titles with up to 41 spaces: a run is degenerate only when it
+    # is much longer than any run of that character in the book.
+    too_long = {c: n for c, n in runs.items() if n > max(MAX_RUN, 2 * _canon_runs().get(c, 0))}
+    if too_long or len(set(text)) < 10:
+        char, n = max((too_long or runs).items(), key=lambda item: item[1])
+        raise AssertionError(
+            f"{name} is degenerate ({char!r} repeated {n} times, {len(set(text))} "
+            "distinct characters): sample at a higher temperature or train longer."
+        )
+
+
+def judge_text(name: str, text: str, min_words: float) -> None:
+    """A sample reads like the canon: long enough, its characters, real words, not copied."""
+    if len(text) < MIN_SAMPLE:
+        raise AssertionError(f"{name} has {len(text)} characters; generate at least {MIN_SAMPLE}.")
+    _check_characters(name, text)
+    words = re.findall(r"[a-z]+", text.lower())
+    known = sum(w in _canon_words() for w in words) / max(len(words), 1)
+    if len(words) < 10 or known < min_words:
+        raise AssertionError(
+            f"{name} does not read like text yet: {known:.0%} of its {len(words)} words are words "
+            f"of the canon (want {min_words:.0%}). Train longer or sample at a lower temperature."
+        )
+    body = canon()
+    for start in range(0, len(text) - 80, 20):
+        if text[start : start + 80] in body:
+            raise AssertionError(
+                f"{name} contains 80 characters copied verbatim from the canon "
+                f"({text[start : start + 40]!r}...): show text your model generated."
+            )
+
+
+def _sample_saved(outputs, prefix: str, name: str, inputs) -> str:
+    """A passage sampled here from the saved model, at the temperature the student chose."""
+    import torch
+
+    from ...sampling import sample
+
+    model, cfg = rebuild(outputs, prefix, name)
+    check_vocab(outputs, prefix, name, cfg)
+    temperature = float(np.asarray(outputs[f"{prefix}temperature"]).reshape(-1)[0])
+    if not (math.isfinite(temperature) and 0.05 <= temperature <= 3.0):
+        raise AssertionError(
+            f"{name} was saved with sample_temperature={temperature!r}: save the temperature of the sample you "
+            "liked best, a number between 0.05 and 3."
+        )
+    generator = torch.Generator().manual_seed(int(inputs["seed"]))
+    text = sample(
+        model, canon_vocab(), str(inputs["prime"]), SAMPLE_LENGTH, temperature=temperature, generator=generator
+    )
+    return text[len(str(inputs["prime"])) :]
+
+
+def judge_samples(inputs, outputs):
+    """Judge the notebook's sample strings or, from saved models, passages sampled here."""
+    min_words = float(inputs["min_words"])
+    for kind, prefix in (("rnn", "r_"), ("gru", "g_")):
+        if kind in outputs:  # a notebook's own best sample
+            text = outputs[kind]
+            if text.dtype.kind != "U" or text.ndim != 0:
+                raise AssertionError(
+                    f"best_{kind}_sample should be one string of generated text, got an array of {text.dtype}."
+                )
+            judge_text(f"best_{kind}_sample", str(text), min_words)
+        else:
+            name = f"the passage sampled from {kind} at its sample_temperature"
+            judge_text(name, _sample_saved(outputs, prefix, kind, inputs), min_words)
