@@ -124,15 +124,16 @@ COURSE = "{address.requirement}"
 HELD = "{" ".join(HELD)}"
 
 if importlib.util.find_spec("labutils") is None:
+    import contextlib
     import importlib.metadata
     import site
     import subprocess
 
     source = os.environ.get("{INSTALL_ENV}", COURSE)
-    # The platform's Jupyter stack stays as it is: pip may add packages beside it, never replace one.
-    dists = importlib.metadata.distributions()
-    installed = {{str(d.metadata["Name"]).lower().replace("-", "_"): d.version for d in dists}}
-    pins = [f"{{name}}=={{installed[name]}}" for name in HELD.split() if name in installed]
+    pins = []  # the platform's Jupyter stack stays as it is: pip may add packages beside it, never replace one
+    for name in HELD.split():
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            pins.append(f"{{name}}=={{importlib.metadata.version(name)}}")
     print(f"Installing labutils from {{source}} ...")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", source, *pins], check=True)
     site.addsitedir(site.getusersitepackages())  # where pip puts it when the environment is read-only
