@@ -198,11 +198,7 @@ def fetch(
 
     pooch.get_logger().setLevel("WARNING")  # we say where the file comes from ourselves
     text = get_text(name)
-    folder = cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(_cache_message(text, folder, exc)) from None
+    folder = _cache_folder(text)
     if accept_changed is None:
         accept_changed = os.environ.get(ACCEPT_ENV, "") not in ("", "0")
     source_url = url or text.url
@@ -235,6 +231,16 @@ def fetch(
         if _is_cache_error(exc, folder):
             raise DataError(_cache_message(text, folder, exc)) from None
         raise DataError(_missing_message(text, where, folder, exc)) from None
+
+
+def _cache_folder(text: Text) -> Path:
+    """``cache_dir()``, created if needed; a ``DataError`` that says how to move it if it cannot be."""
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(_cache_message(text, folder, exc)) from None
+    return folder
 
 
 def _accept_changed(text: Text, folder: Path, url: str, progress: bool) -> Path:

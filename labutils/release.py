@@ -202,6 +202,18 @@ dependencies:
 """
 
 
+def _copy_course_files(root: Path, staging: Path) -> None:
+    """``data/README.md``, ``course.py``, ``LICENSE`` and ``binder/``, those that exist."""
+    (staging / "data").mkdir()
+    if (root / "data" / "README.md").is_file():
+        shutil.copy2(root / "data" / "README.md", staging / "data" / "README.md")
+    for name in ("course.py", "LICENSE"):
+        if (root / name).is_file():
+            shutil.copy2(root / name, staging / name)
+    if (root / "binder").is_dir():
+        shutil.copytree(root / "binder", staging / "binder")
+
+
 def release(out, *, root: Path = ROOT) -> Path:
     """Write the student release into the new folder ``out``; return its path.
 
@@ -229,14 +241,7 @@ def release(out, *, root: Path = ROOT) -> Path:
         shutil.copytree(
             root / "labutils", staging / "labutils", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
         )
-        (staging / "data").mkdir()
-        if (root / "data" / "README.md").is_file():
-            shutil.copy2(root / "data" / "README.md", staging / "data" / "README.md")
-        for name in ("course.py", "LICENSE"):
-            if (root / name).is_file():
-                shutil.copy2(root / name, staging / name)
-        if (root / "binder").is_dir():
-            shutil.copytree(root / "binder", staging / "binder")
+        _copy_course_files(root, staging)
         env = root / "environment.yml"
         (staging / "environment.yml").write_text(
             env.read_text(encoding="utf-8") if env.is_file() else FALLBACK_ENVIRONMENT, encoding="utf-8"
