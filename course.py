@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Set up and run the course with nothing but Python 3.10+ and pip.
 
-    python3 course.py lab     # create .venv, install labutils (editable), register a kernel, open JupyterLab
-    python3 course.py test    # the same set-up, then the whole test suite (unit tests + nbval over solutions/)
+    python3 course.py lab     # create .venv, install what a student needs, register a kernel, open JupyterLab
+    python3 course.py setup   # the same, without opening JupyterLab
+    python3 course.py test    # everything (the instructor's tools, the test tools), then the whole test suite
 
-Set-up is done once and redone only when pyproject.toml or the torch specification changes.
+`lab` installs labutils (editable) with its `[lab]` extra: PyTorch, NumPy, matplotlib, ipywidgets,
+JupyterLab, and none of the instructor's tools (nbgrader and its JupyterLab menus). `test`
+installs the `[dev]` extra, which holds everything. Set-up is done once and redone only when
+pyproject.toml, the PyTorch specification or the extras change.
+
 Environment variables:
-    TORCH_SPEC       what pip installs for PyTorch (default "torch"; CI uses "torch==2.13.0",
-                     a CPU build; "torch --index-url https://download.pytorch.org/whl/cpu" is a
-                     small CPU-only install for laptops without a GPU)
+    TORCH_SPEC       what pip installs for PyTorch. Default: sized to the machine -- on Linux
+                     without an NVIDIA GPU the CPU-only build (the standard one brings several
+                     GB of CUDA libraries), elsewhere the standard build ("torch"). CI uses
+                     "torch==2.13.0", a local CPU wheel.
     LABUTILS_BUDGET  "full" or "ci"; `test` defaults to "ci" (small data, few steps)
     OMP_NUM_THREADS  `test` defaults it to (CPU cores) / (test workers), at least 1: two workers
                      whose kernels each start one thread per core oversubscribe the CPU, and
@@ -20,8 +26,10 @@ Only the standard library is used here, so this file runs before anything is ins
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +37,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 KERNEL = "rnn-course"
+CPU_TORCH = "torch --index-url https://download.pytorch.org/whl/cpu"
+EXTRAS = {"lab": "lab", "setup": "lab", "test": "dev"}  # command -> the extra it installs
+# JupyterLab's first start asks whether to fetch Jupyter news: a question students need not answer.
+NEWS_PLUGIN = "@jupyterlab/apputils-extension:announcements"
 
 
 def venv_python() -> Path:
@@ -40,31 +52,65 @@ def run(*cmd, **kw) -> None:
     subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kw)
 
 
-def setup() -> Path:
-    """Create the environment and install what the course needs; idempotent."""
+def has_nvidia_gpu() -> bool:
+    """Whether this machine has an NVIDIA GPU with a driver (what the CUDA build of PyTorch needs)."""
+    return shutil.which("nvidia-smi") is not None or Path("/proc/driver/nvidia/version").exists()
+
+
+def torch_spec(environ=os.environ, platform: str = sys.platform, gpu: bool | None = None) -> str:
+    """``TORCH_SPEC`` if set; else the CPU-only build on Linux without an NVIDIA GPU; else ``torch``.
+
+    Only Linux needs the choice: PyPI's default wheel there bundles CUDA, while on macOS and
+    Windows it is already the small build.
+    """
+    if environ.get("TORCH_SPEC"):
+        return environ["TORCH_SPEC"]
+    if platform.startswith("linux") and not (has_nvidia_gpu() if gpu is None else gpu):
+        return CPU_TORCH
+    return "torch"
+
+
+def _stamp(extra: str, spec: str) -> dict:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + spec.encode()).hexdigest()
+    return {"digest": digest, "extras": sorted({extra} | ({"lab"} if extra == "dev" else set()))}
+
+
+def needs_install(stamp_file: Path, wanted: dict) -> bool:
+    """True unless the environment was set up from the same pyproject.toml and PyTorch spec, with
+    at least the extras wanted now (an environment set up for `test` also serves `lab`)."""
+    try:
+        done = json.loads(stamp_file.read_text())
+    except (OSError, ValueError):
+        return True
+    return done.get("digest") != wanted["digest"] or not set(wanted["extras"]) <= set(done.get("extras", []))
+
+
+def setup(extra: str = "lab") -> Path:
+    """Create the environment and install labutils with ``extra``; idempotent."""
     if sys.version_info < (3, 10):  # noqa: UP036 - this file may be run by an older Python
         sys.exit(f"The course needs Python 3.10 or newer; this is {sys.version.split()[0]}.")
-    torch_spec = os.environ.get("TORCH_SPEC", "torch")
-    stamp_text = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + torch_spec.encode()).hexdigest()
+    spec = torch_spec()
+    wanted = _stamp(extra, spec)
     stamp = VENV / ".course-installed"
     if not venv_python().exists():
         run(sys.executable, "-m", "venv", VENV)
     py = venv_python()
-    if not stamp.exists() or stamp.read_text() != stamp_text:
+    if needs_install(stamp, wanted):
         run(py, "-m", "pip", "install", "--upgrade", "pip")
-        run(py, "-m", "pip", "install", *shlex.split(torch_spec))
-        run(py, "-m", "pip", "install", "-e", ".[dev]")
+        run(py, "-m", "pip", "install", *shlex.split(spec))
+        run(py, "-m", "pip", "install", "-e", f".[{extra}]")
         run(py, "-m", "ipykernel", "install", "--user", "--name", KERNEL, "--display-name", "Python (RNN course)")
-        stamp.write_text(stamp_text)
+        run(py, "-m", "jupyter", "labextension", "disable", "--level=sys_prefix", NEWS_PLUGIN)
+        stamp.write_text(json.dumps(wanted))
     return py
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"lab", "test", "setup"}:
+    if not argv or argv[0] not in EXTRAS:
         print(__doc__)
         return 2
-    py = setup()
     command, rest = argv[0], argv[1:]
+    py = setup(EXTRAS[command])
     if command == "lab":
         return subprocess.call([str(py), "-m", "jupyter", "lab", "notebooks", *rest], cwd=ROOT)
     if command == "test":

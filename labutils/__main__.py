@@ -1,8 +1,15 @@
-"""The command line: ``python -m labutils COMMAND``.  Thin: each command calls one module."""
+"""The command line: ``python -m labutils COMMAND``.  Thin: each command calls one module.
+
+Conventions: ``--version`` prints the package's version; results go to stdout, errors to stderr;
+an error a user can fix (a folder that is taken, a missing file, data that cannot be had) ends
+the command with one message and exit status 1, not a traceback (``LABUTILS_TRACEBACK=1`` shows
+the traceback too).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -58,6 +65,24 @@ def _release(args) -> int:
     return 0
 
 
+def _hosted(args) -> int:
+    from .hosting import apply
+
+    changed = apply(check=args.check)
+    if args.check:
+        if changed:
+            stale = ", ".join(changed)
+            print(f"out of date with pyproject.toml's address: {stale}", file=sys.stderr)
+            print("run `python -m labutils hosted`, then `python -m labutils generate`", file=sys.stderr)
+            return 1
+        print("the setup cells and README's links match pyproject.toml's address.")
+        return 0
+    print("wrote " + (", ".join(changed) if changed else "nothing (already up to date)"))
+    if any(name.startswith("solutions/") for name in changed):
+        print("now run `python -m labutils generate` to carry the setup cell into notebooks/")
+    return 0
+
+
 def _grade(args) -> int:
     import os
 
@@ -94,7 +119,11 @@ def _execute(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .bench import BENCHMARKS
+
     parser = argparse.ArgumentParser(prog="python -m labutils", description="The RNN lab course's helper tools.")
+    parser.add_argument("--version", action="version", version=f"labutils {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("download", help="download (or copy from LABUTILS_DATA_MIRROR) and verify course texts")
@@ -113,14 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_doctor)
 
     p = sub.add_parser("bench", help="run a benchmark and print its figures")
-    p.add_argument("name", help="benchmark name: numpy-lm or trainer")
+    p.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
     p.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
     p.add_argument("--quick", action="store_true", help="a shorter run, for smoke tests")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("release", help="write the student release (no solutions) into OUT")
-    p.add_argument("out", help="folder to create")
+    p.add_argument("out", help="folder to create (new or empty)")
     p.set_defaults(func=_release)
+
+    p = sub.add_parser(
+        "hosted", help="put the hosted setup cell first in every solution, and README's Colab/Binder links"
+    )
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 naming what is out of date")
+    p.set_defaults(func=_hosted)
 
     p = sub.add_parser("grade", help="grade a folder of submitted notebooks")
     p.add_argument("submissions", help="a folder of notebooks, or of one folder per student")
@@ -157,8 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .data import DataError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (DataError, OSError, ValueError, RuntimeError) as exc:
+        if os.environ.get("LABUTILS_TRACEBACK"):
+            raise
+        print(f"python -m labutils {args.command}: error: {exc}", file=sys.stderr)
+        print("(LABUTILS_TRACEBACK=1 shows where it was raised)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,11 +10,17 @@
   leaves a file that later counts as valid.
 * ``LABUTILS_DATA_MIRROR=/some/folder`` makes ``fetch`` copy from a local folder instead of the
   network (the same verification applies); CI points it at the course's offline copies.
-* ``LABUTILS_DATA_DIR`` moves the cache (default: ``data/cache`` in the course folder).
+* The cache is a per-user folder (pooch's ``os_cache``: ``~/.cache/labutils`` on Linux,
+  ``~/Library/Caches/labutils`` on macOS, ``%LOCALAPPDATA%\\labutils\\labutils\\Cache`` on
+  Windows), never the package's own folder, which may be read-only (a shared hub, a system
+  install).  ``LABUTILS_DATA_DIR`` moves it.  A cache that already holds verified copies may be
+  read-only; a filesystem error (a folder that cannot be created or written, a full disk) becomes a
+  ``DataError`` that says where the cache is and how to move it.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -119,10 +125,12 @@ class DataError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """The folder holding verified downloads: ``$LABUTILS_DATA_DIR`` or ``data/cache``."""
+    """The folder holding verified downloads: ``$LABUTILS_DATA_DIR``, else the per-user cache."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
-    return Path(__file__).resolve().parent.parent / "data" / "cache"
+    import pooch
+
+    return Path(pooch.os_cache("labutils"))
 
 
 def get_text(name: str) -> Text:
@@ -190,8 +198,7 @@ def fetch(
 
     pooch.get_logger().setLevel("WARNING")  # we say where the file comes from ourselves
     text = get_text(name)
-    folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _cache_folder(text)
     if accept_changed is None:
         accept_changed = os.environ.get(ACCEPT_ENV, "") not in ("", "0")
     source_url = url or text.url
@@ -218,20 +225,62 @@ def fetch(
         if accept_changed and not mirror:
             return _accept_changed(text, folder, source_url, progress)
         raise DataError(_changed_message(text, where, folder)) from None
-    except (requests.exceptions.RequestException, OSError) as exc:
+    except requests.exceptions.RequestException as exc:
         raise DataError(_missing_message(text, where, folder, exc)) from None
+    except OSError as exc:
+        if _is_cache_error(exc, folder):
+            raise DataError(_cache_message(text, folder, exc)) from None
+        raise DataError(_missing_message(text, where, folder, exc)) from None
+
+
+def _cache_folder(text: Text) -> Path:
+    """``cache_dir()``, created if needed; a ``DataError`` that says how to move it if it cannot be."""
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(_cache_message(text, folder, exc)) from None
+    return folder
 
 
 def _accept_changed(text: Text, folder: Path, url: str, progress: bool) -> Path:
     import pooch
 
-    path = Path(
-        pooch.retrieve(
-            url, known_hash=None, fname=text.filename, path=folder, downloader=_http_downloader(text, progress)
+    try:
+        path = Path(
+            pooch.retrieve(
+                url, known_hash=None, fname=text.filename, path=folder, downloader=_http_downloader(text, progress)
+            )
         )
-    )
-    _accepted_hash_file(text, folder).write_text(sha256_of(path) + "\n")
+        _accepted_hash_file(text, folder).write_text(sha256_of(path) + "\n")
+    except OSError as exc:
+        raise DataError(_cache_message(text, folder, exc)) from None
     return path
+
+
+# errno values that say "this folder cannot take the file", whichever file it was
+_CACHE_ERRNOS = {getattr(errno, n, None) for n in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR")} - {None}
+
+
+def _is_cache_error(exc: OSError, folder: Path) -> bool:
+    """Whether ``exc`` comes from writing into the cache rather than from reaching the source."""
+    if exc.filename is not None:
+        try:
+            return Path(exc.filename).resolve().is_relative_to(folder.resolve())
+        except (OSError, ValueError):
+            return False
+    return isinstance(exc, PermissionError) or exc.errno in _CACHE_ERRNOS
+
+
+def _cache_message(text: Text, folder: Path, exc: OSError) -> str:
+    return (
+        f"Cannot save {text.filename} in the course's data cache {folder}: {type(exc).__name__}: {exc}\n"
+        f"Point {CACHE_ENV} at a folder you can write to, for example in a terminal\n"
+        f"    export {CACHE_ENV}=$HOME/rnn-course-data\n"
+        f'or in a notebook, before the first text is loaded: import os; os.environ["{CACHE_ENV}"] = "/some/folder".\n'
+        f"Copies already verified there are used as they are, so an instructor may also fill a shared, "
+        f"read-only folder once (`python -m labutils download --all` with {CACHE_ENV} set) and point everyone at it."
+    )
 
 
 def _changed_message(text: Text, where: str, folder: Path) -> str:

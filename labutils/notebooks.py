@@ -10,6 +10,10 @@
   (``ClearHiddenTests``);
 * outputs and execution counts are cleared (``ClearOutput``).
 
+The first cell of every notebook is the hosted setup cell (``labutils.hosting``): on Colab or a
+bare JupyterHub it installs labutils, elsewhere it does nothing.  ``ensure_setup_cell`` puts it
+in place; ``python -m labutils hosted`` applies it to every solution.
+
 Cells keep their nbgrader metadata (``grade_id``, ``points``, ...), so the solutions also serve
 as an nbgrader source for instructors who prefer nbgrader's own workflow.
 """
@@ -80,6 +84,27 @@ def generate(solutions: Path = SOLUTIONS, notebooks: Path = NOTEBOOKS, *, check:
     if check:
         changed += [f"{name} (no matching solution)" for name in strays]
     return changed
+
+
+def ensure_setup_cell(nb: nbformat.NotebookNode, source: str) -> bool:
+    """Make a cell with ``source``, tagged ``hosted-setup``, the first cell of ``nb``; in place.
+
+    Idempotent: returns False when the first cell is that cell already.  An outdated setup cell
+    (another address, an older text) is replaced, wherever it was; no other cell changes.
+    """
+    from .hosting import SETUP_TAG
+
+    first = nb.cells[0] if nb.cells else None
+    if first is not None and SETUP_TAG in first.metadata.get("tags", []) and first.source == source:
+        return False
+    nb.cells = [cell for cell in nb.cells if SETUP_TAG not in cell.metadata.get("tags", [])]
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": [SETUP_TAG]})
+    if nb.get("nbformat_minor", 0) >= 5 or nb.get("nbformat", 4) > 4:
+        cell.id = SETUP_TAG  # a fixed id: applying it on two branches gives the same file
+    else:
+        cell.pop("id", None)
+    nb.cells.insert(0, cell)
+    return True
 
 
 def run_tagged_cells(notebook: Path, tag: str, names: tuple[str, ...], namespace: dict | None = None) -> dict:

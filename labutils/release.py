@@ -7,9 +7,12 @@
 * ``labutils/``: the package (infrastructure, checks and oracles only, never an answer);
 * ``data/README.md``: where the texts come from (the registry itself is ``labutils/data.py``;
   the downloaded texts are not copied);
-* ``course.py``, ``environment.yml``, ``pyproject.toml`` (without the maintainers' pytest
-  settings, which name folders a release does not have) and a ``README.md`` written for
-  students.
+* ``course.py``, ``environment.yml``, ``binder/`` (what mybinder.org builds), ``pyproject.toml``
+  (without the maintainers' pytest settings, which name folders a release does not have) and a
+  ``README.md`` written for students.
+
+Pushed to the GitHub repository that ``pyproject.toml``'s ``[project.urls] Repository`` names, a
+release is what Colab opens, Binder builds and the notebooks' first cell installs from.
 
 ``solutions/``, ``tests/``, the docs for maintainers and instructors, caches and build outputs
 are left out by construction (only the list above is copied).  Before anything is moved into
@@ -119,12 +122,17 @@ the model, and checks your code as you go.
 
 ## Set up (once)
 
-You need Python 3.10 or newer. In this folder, run
+**In Colab or on a JupyterHub**, open a notebook: its first cell installs `labutils` (the
+course's helper package) when the kernel lacks it, and does nothing where it is installed.
+**On Binder**, the `binder/` folder describes the environment.
+
+**On your own machine** you need Python 3.10 or newer. In this folder, run
 
     python3 course.py lab
 
-It creates a virtual environment in `.venv`, installs what the labs need (PyTorch, NumPy,
-JupyterLab, `labutils`), registers a Jupyter kernel named "Python (RNN course)" and opens
+It creates a virtual environment in `.venv`, installs what the labs need (PyTorch -- the CPU-only
+build on Linux without an NVIDIA GPU --, NumPy, JupyterLab, `labutils`), registers a Jupyter
+kernel named "Python (RNN course)" and opens
 JupyterLab in `notebooks/`. Run the same command whenever you come back. With conda instead:
 `conda env create -f environment.yml`, `conda activate rnn-course`, then `jupyter lab notebooks`.
 
@@ -194,6 +202,18 @@ dependencies:
 """
 
 
+def _copy_course_files(root: Path, staging: Path) -> None:
+    """``data/README.md``, ``course.py``, ``LICENSE`` and ``binder/``, those that exist."""
+    (staging / "data").mkdir()
+    if (root / "data" / "README.md").is_file():
+        shutil.copy2(root / "data" / "README.md", staging / "data" / "README.md")
+    for name in ("course.py", "LICENSE"):
+        if (root / name).is_file():
+            shutil.copy2(root / name, staging / name)
+    if (root / "binder").is_dir():
+        shutil.copytree(root / "binder", staging / "binder")
+
+
 def release(out, *, root: Path = ROOT) -> Path:
     """Write the student release into the new folder ``out``; return its path.
 
@@ -204,7 +224,9 @@ def release(out, *, root: Path = ROOT) -> Path:
 
     root, out = Path(root), Path(out).resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not empty; give a new folder for the release")
+        raise FileExistsError(
+            f"{out} exists and is not empty; a release goes into a new or empty folder (nothing was written)"
+        )
     stale = generate(root / "solutions", root / "notebooks", check=True)
     if stale:
         raise RuntimeError(
@@ -219,12 +241,7 @@ def release(out, *, root: Path = ROOT) -> Path:
         shutil.copytree(
             root / "labutils", staging / "labutils", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
         )
-        (staging / "data").mkdir()
-        if (root / "data" / "README.md").is_file():
-            shutil.copy2(root / "data" / "README.md", staging / "data" / "README.md")
-        for name in ("course.py", "LICENSE"):
-            if (root / name).is_file():
-                shutil.copy2(root / name, staging / name)
+        _copy_course_files(root, staging)
         env = root / "environment.yml"
         (staging / "environment.yml").write_text(
             env.read_text(encoding="utf-8") if env.is_file() else FALLBACK_ENVIRONMENT, encoding="utf-8"
@@ -243,6 +260,6 @@ def release(out, *, root: Path = ROOT) -> Path:
     n = len(list((out / "notebooks").glob("*.ipynb")))
     print(
         f"wrote the student release to {out}: {n} notebooks, labutils, data/README.md, README.md, "
-        "course.py, environment.yml, pyproject.toml"
+        "course.py, environment.yml, binder/, pyproject.toml"
     )
     return out

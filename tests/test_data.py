@@ -2,6 +2,10 @@
 
 import hashlib
 import http.server
+import os
+import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -10,6 +14,7 @@ import pytest
 from labutils import data
 from labutils.data import DataError, Text
 
+ROOT = Path(__file__).resolve().parent.parent
 BODY = ("It was the best of times, it was the worst of times.\n" * 200).encode()
 
 
@@ -186,3 +191,54 @@ def test_registry_matches_the_mirror(mirror):
         path = Path(mirror) / text.filename
         assert path.stat().st_size == text.size, text.name
         assert data.sha256_of(path) == text.sha256, text.name
+
+
+# ------------------------------------------------------------------- where the cache lives
+def test_default_cache_is_per_user_not_beside_the_package(monkeypatch, tmp_path):
+    monkeypatch.delenv(data.CACHE_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    folder = data.cache_dir()
+    package = Path(data.__file__).resolve().parent.parent
+    assert not folder.resolve().is_relative_to(package), f"{folder} is inside the course folder {package}"
+    assert folder == __import__("pooch").os_cache("labutils")
+    if sys.platform.startswith("linux"):
+        assert folder == tmp_path / "xdg" / "labutils"
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "elsewhere"))
+    assert data.cache_dir() == tmp_path / "elsewhere"
+
+
+def test_a_cache_that_cannot_be_created_gives_a_data_error_that_says_how_to_move_it(tiny, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(data.CACHE_ENV, str(blocker / "cache"))  # fails for root too: a file is in the way
+    with pytest.raises(DataError) as info:
+        data.fetch("tiny", progress=False, retries=0)
+    message = str(info.value)
+    assert str(blocker / "cache") in message and data.CACHE_ENV in message and "NotADirectoryError" in message
+
+
+def _in_read_only(folder: Path, code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a Python whose view of ``folder`` is a read-only mount (root included)."""
+    env = {**os.environ, data.CACHE_ENV: str(folder), "PYTHONPATH": str(ROOT)}
+    env.pop(data.MIRROR_ENV, None)
+    cmd = ["bwrap", "--dev-bind", "/", "/", "--ro-bind", str(folder), str(folder), sys.executable, "-c", code]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (apt-get install bubblewrap)")
+def test_a_read_only_cache_serves_verified_copies_and_explains_a_missing_one(tiny, tmp_path):
+    full, empty = tmp_path / "full", tmp_path / "empty"
+    empty.mkdir()
+    (full / "tiny.txt").parent.mkdir()
+    (full / "tiny.txt").write_bytes(BODY)
+    register = (
+        "from labutils import data; "
+        f"data.REGISTRY['tiny'] = data.Text('tiny', 'A tiny text', 'tiny.txt', {data.REGISTRY['tiny'].url!r}, "
+        f"{len(BODY)}, {hashlib.sha256(BODY).hexdigest()!r}, 'test data', strip=False)\n"
+    )
+    served = _in_read_only(full, register + "print(len(data.load_text('tiny', progress=False)))")
+    assert served.returncode == 0 and served.stdout.strip() == str(len(BODY)), served.stderr
+    refused = _in_read_only(empty, register + "data.fetch('tiny', progress=False, retries=0)")
+    assert refused.returncode != 0 and "DataError: Cannot save tiny.txt" in refused.stderr, refused.stderr[-800:]
+    assert "Read-only file system" in refused.stderr and data.CACHE_ENV in refused.stderr

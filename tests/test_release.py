@@ -43,13 +43,24 @@ def test_release_has_what_students_need(released):
     assert all(f"notebooks/{name}" in readme for name in names)
     assert "[tool.pytest" not in (released / "pyproject.toml").read_text()
     assert 'name = "labutils"' in (released / "pyproject.toml").read_text()
+    assert "Repository = " in (released / "pyproject.toml").read_text(), "the address the setup cells install from"
+    assert os.access(released / "binder" / "postBuild", os.X_OK), "Binder runs postBuild only if it is executable"
+    assert (released / "binder" / "environment.yml").read_text() == (ROOT / "binder" / "environment.yml").read_text()
 
 
 def test_release_has_nothing_of_solutions_tests_or_caches(released):
     top = {p.name for p in released.iterdir()}
-    assert top == {"notebooks", "labutils", "data", "README.md", "environment.yml", "pyproject.toml", "course.py"} | (
-        {"LICENSE"} if (ROOT / "LICENSE").exists() else set()
-    )
+    expected = {
+        "notebooks",
+        "labutils",
+        "data",
+        "binder",
+        "README.md",
+        "environment.yml",
+        "pyproject.toml",
+        "course.py",
+    }
+    assert top == expected | ({"LICENSE"} if (ROOT / "LICENSE").exists() else set())
     assert not list(released.rglob("__pycache__")) and not list(released.rglob("*.pyc"))
     assert [p.name for p in (released / "data").iterdir()] == ["README.md"], "downloaded texts are not released"
     assert not (released / "solutions").exists() and not (released / "tests").exists()
