@@ -156,7 +156,7 @@ def test_forward_diagnoses(sol, mode, message):
 def test_forward_uses_the_cell_checks(sol):
     """A sequence loop around a wrong cell is caught too (nn.RNN is the oracle, not the cell)."""
     sol2 = dict(sol, rnn_cell_forward=_cell(sol, bias=False))
-    with pytest.raises(AssertionError, match="differs from nn.RNN"):
+    with pytest.raises(AssertionError, match="does check_cell_forward pass.*add the bias b_h"):
         lab01.check_forward(_forward(sol2, "ok"))
 
 

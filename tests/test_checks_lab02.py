@@ -157,7 +157,7 @@ def test_clip_diagnoses(mode, message):
 def _adagrad(mode):
     def f(params, grads, memory, lr, eps=1e-8):
         for name, p in params.items():
-            g = grads[name]
+            g = grads["d" + name]
             if mode == "rebind":
                 m = memory[name] + g * g
                 p -= lr * g / (np.sqrt(m) + eps)
