@@ -17,6 +17,8 @@ import pkgutil
 from .core import (
     REGISTRY,
     Check,
+    CheckFailed,
+    StudentCodeError,
     assert_close,
     assert_finite,
     assert_gradient,
@@ -27,6 +29,8 @@ from .core import (
 
 __all__ = [
     "Check",
+    "CheckFailed",
+    "StudentCodeError",
     "all_checks",
     "assert_close",
     "assert_finite",

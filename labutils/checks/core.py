@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .feedback import CheckFailed, not_attempted, quiet_numpy, student_error
+from .feedback import CheckFailed, StudentCodeError, not_attempted, quiet_numpy, student_error
 
 Arrays = dict[str, np.ndarray]
 
@@ -244,7 +244,7 @@ class Check:
         except NotImplementedError as exc:
             raise not_attempted(self.title, exc) from exc
         except Exception as exc:
-            error = student_error(self.title, exc, self.hints)
+            error = student_error(self.title, exc, self.hints, self.probe)
             if error is None:
                 raise
             raise error from exc
@@ -267,7 +267,9 @@ class Check:
     def __call__(self, *objects, seed: int = 0, **named) -> None:
         """Check the student's objects in a notebook: print success, or raise advice to read.
 
-        A wrong result raises ``CheckFailed`` (an ``AssertionError``) with the judge's advice.
+        A wrong result raises ``CheckFailed`` (an ``AssertionError``) with the judge's advice; so does
+        a missing notebook name or a result of the wrong kind. An error raised by the student's code
+        arrives as ``StudentCodeError`` (``run_probe``).
         """
         if len(objects) > len(self.needs):
             raise TypeError(f"{self.title} takes {len(self.needs)} objects: {', '.join(self.needs)}")
@@ -278,6 +280,6 @@ class Check:
             self.run_judge(inputs, outputs)
         except CheckFailed:
             raise
-        except AssertionError as exc:
+        except (AssertionError, NameError, TypeError) as exc:  # a wrong result, or one of the wrong kind
             raise CheckFailed(self.title, str(exc)) from exc
         print(self.success or f"✔ {self.title}: all checks passed.")

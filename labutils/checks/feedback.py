@@ -97,12 +97,12 @@ def is_student_file(filename: str) -> bool:
     return not any(path.startswith(d) for d in _library_dirs())
 
 
-def student_frames(tb: TracebackType | None) -> list[tuple[TracebackType, traceback.FrameSummary]]:
-    """The frames of ``tb`` that are the student's code, outermost first."""
+def student_frames(tb: TracebackType | None, skip=()) -> list[tuple[TracebackType, traceback.FrameSummary]]:
+    """The frames of ``tb`` that are the student's code, outermost first (not those running ``skip``)."""
     frames = []
     while tb is not None:
         code = tb.tb_frame.f_code
-        if is_student_file(code.co_filename):
+        if code not in skip and is_student_file(code.co_filename):
             summary = traceback.FrameSummary(code.co_filename, tb.tb_lineno, code.co_name)
             frames.append((tb, summary))
         tb = tb.tb_next
@@ -112,18 +112,16 @@ def student_frames(tb: TracebackType | None) -> list[tuple[TracebackType, traceb
 def _qualname(tb: TracebackType) -> str:
     """``Class.method`` or ``function`` for a frame (without ``<locals>`` parts)."""
     code = tb.tb_frame.f_code
-    name = getattr(code, "co_qualname", code.co_name)
-    return ".".join(name.split(".")[-2:]) if "." in name else name
+    name = getattr(code, "co_qualname", code.co_name).split("<locals>.")[-1]
+    return ".".join(name.split(".")[-2:])
 
 
 def describe_locals(tb: TracebackType, limit: int = 12) -> str:
     """Shapes of the arrays (and the keys of dicts of arrays) in a frame: what a student needs to see."""
 
     def shape_of(value) -> str | None:
-        shape = getattr(value, "shape", None)
-        if shape is None or isinstance(value, type):
-            return None
-        return str(tuple(shape))
+        shape = getattr(value, "shape", None)  # NumPy's shape is a tuple, torch's a tuple subclass
+        return str(tuple(shape)) if isinstance(shape, tuple) and not isinstance(value, type) else None
 
     parts = []
     for name, value in tb.tb_frame.f_locals.items():
@@ -131,7 +129,7 @@ def describe_locals(tb: TracebackType, limit: int = 12) -> str:
             continue
         if shape_of(value) is not None:
             parts.append(f"{name} {shape_of(value)}")
-        elif isinstance(value, Mapping) and value and all(isinstance(k, str) for k in value):
+        elif isinstance(value, Mapping) and value and any(shape_of(v) for v in value.values()):
             inner = ", ".join(f"{k} {shape_of(v)}" if shape_of(v) else k for k, v in list(value.items())[:8])
             parts.append(f"{name} {{{inner}}}")
     return ", ".join(parts)
@@ -189,14 +187,16 @@ def not_attempted(title: str, exc: NotImplementedError) -> NotImplementedError:
     return error
 
 
-def student_error(title: str, exc: Exception, hints: Mapping[str, str]) -> StudentCodeError | None:
+def student_error(title: str, exc: Exception, hints: Mapping[str, str], probe=None) -> StudentCodeError | None:
     """A ``StudentCodeError`` with advice for ``exc`` if the student's code raised it, else ``None``.
 
     The error is the student's when its traceback passes through their code. The advice names the
     function the check called (and the one that raised, if different), the error, the check's hint
-    for its kind (``error_kind``) and the shapes of the arrays where it was raised.
+    for its kind (``error_kind``) and the shapes of the arrays where it was raised. ``probe`` (the
+    check's own probe function) is never counted as the student's code, wherever it is defined.
     """
-    frames = student_frames(exc.__traceback__)
+    skip = (probe.__code__,) if hasattr(probe, "__code__") else ()
+    frames = student_frames(exc.__traceback__, skip)
     if not frames:
         return None
     outer, inner = frames[0][0], frames[-1][0]

@@ -16,6 +16,7 @@ from ..lab02 import PARAMS, SEQ_GRADS, SHAPES, STEP_CLIPS, STEP_NAMES, STEP_V, B
 from .oracle import as_numpy, close, describe_mismatch, tensor64
 
 TOL = 1e-7
+CLIP_TOL = 1e-5  # clip_grad_norm_ divides by (norm + 1e-6): a clipped step differs from max_norm / norm by ~1e-6
 
 
 def _judge_gradients(got: dict, want: dict, slips: list[tuple[str, dict]], shape_hints: dict) -> None:
@@ -396,7 +397,7 @@ def _step_oracle(inp, clips=STEP_CLIPS) -> list[dict]:
         opt.step()
         results.append(
             {
-                "loss": float(loss),
+                "loss": float(loss.detach()),
                 "h": as_numpy(states[:, -1]),
                 "p": {k: as_numpy(v) for k, v in named.items()},
                 "m": {k: as_numpy(opt.state[v]["sum"]) for k, v in named.items()},
@@ -451,34 +452,42 @@ def _judge_step_memory(inp, out, want: dict) -> None:
             )
 
 
+def _judge_step_returns(out, want: dict, call: int) -> None:
+    loss = float(out[f"loss{call}"])
+    if not np.isclose(loss, want["loss"], rtol=1e-9):
+        raise AssertionError(
+            f"the loss returned by call {call} is {loss:.6g}, expected {want['loss']:.6g}, the mean cross-entropy "
+            "per character that char_lm_loss_and_grads returns."
+        )
+    assert_shape("the last hidden state", out[f"h{call}"], want["h"].shape)
+    if not close(out[f"h{call}"], want["h"], TOL):
+        raise AssertionError("the hidden state returned is not the last one, h[:, -1] of this batch.")
+
+
+def _judge_step_params(out, want: dict, call: int, tol: float, no_clip: dict | None) -> None:
+    for k in STEP_NAMES:
+        got, ref = out[f"s{call}_p_{k}"], want["p"][k]
+        if close(got, ref, tol):
+            continue
+        if no_clip is not None and close(got, no_clip[k], tol):
+            raise AssertionError(
+                f"the gradients are not clipped: with clip={STEP_CLIPS[1]} the update must follow "
+                "clip_gradients(grads, clip)."
+            )
+        raise AssertionError(
+            f"params[{k!r}] after update {call} {describe_mismatch(got, ref, tol=tol)} (compared with autograd, "
+            "clip_grad_norm_ and torch.optim.Adagrad)."
+        )
+
+
 def judge_train_step(inp, out):
+    """Two calls from the same start: the first never clips (its memory shows the gradients), the second does."""
     want = _step_oracle(inp)
-    for call in (1, 2):
-        if not np.isclose(float(out[f"loss{call}"]), want[call - 1]["loss"], rtol=1e-9):
-            raise AssertionError(
-                f"the loss returned is {float(out[f'loss{call}']):.6g}, expected {want[call - 1]['loss']:.6g}, "
-                "the mean cross-entropy per character that char_lm_loss_and_grads returns."
-            )
-        assert_shape("the last hidden state", out[f"h{call}"], want[call - 1]["h"].shape)
-        if not close(out[f"h{call}"], want[call - 1]["h"], TOL):
-            raise AssertionError("the hidden state returned is not the last one, h[:, -1] of this batch.")
+    _judge_step_returns(out, want[0], 1)
     _judge_step_memory(inp, out, want[0]["m"])
-    no_clip = _step_oracle(inp, clips=(np.inf, np.inf))[1]["p"]
-    for call in (1, 2):
-        for k in STEP_NAMES:
-            got, ref = out[f"s{call}_p_{k}"], want[call - 1]["p"][k]
-            if close(got, ref, TOL):
-                continue
-            if call == 2 and close(got, no_clip[k], TOL):
-                raise AssertionError(
-                    f"the gradients are not clipped: with clip={STEP_CLIPS[1]} the update must follow "
-                    "clip_gradients(grads, clip)."
-                )
-            raise AssertionError(
-                f"params[{k!r}] after update {call} {describe_mismatch(got, ref, tol=TOL)} (compared with "
-                "autograd, clip_grad_norm_ and torch.optim.Adagrad)."
-            )
-        if call == 2:
-            for k in STEP_NAMES:
-                if not close(out[f"s2_m_{k}"], want[1]["m"][k], TOL):
-                    raise AssertionError(f"memory[{k!r}] after the second update is not the sum of squared gradients.")
+    _judge_step_params(out, want[0], 1, TOL, None)
+    _judge_step_returns(out, want[1], 2)
+    _judge_step_params(out, want[1], 2, CLIP_TOL, _step_oracle(inp, clips=(np.inf, np.inf))[1]["p"])
+    for k in STEP_NAMES:
+        if not close(out[f"s2_m_{k}"], want[1]["m"][k], CLIP_TOL):
+            raise AssertionError(f"memory[{k!r}] after the second update is not the sum of squared gradients.")
