@@ -284,7 +284,8 @@ def test_a_failed_check_in_a_real_kernel_shows_the_advice_alone():
 
     cells = [
         "import numpy as np\nfrom labutils.checks import lab01",
-        "def softmax(z):\n    e = np.exp(z - z.max(axis=-1))\n    return e / e.sum(axis=-1)\n\nlab01.check_softmax(softmax)",
+        "def softmax(z):\n    e = np.exp(z - z.max(axis=-1))\n    return e / e.sum(axis=-1)\n\n"
+        "lab01.check_softmax(softmax)",
         "def softmax(z):\n    e = np.exp(z - z.max(axis=-1, keepdims=True))\n    return e / e.sum()\n\n"
         "lab01.check_softmax(softmax)",
     ]

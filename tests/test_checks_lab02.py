@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
-import nbformat
 from exercises import exercise_cells, run_cells
 
 from labutils.checks import StudentCodeError, get_check, lab02
@@ -319,8 +319,6 @@ def test_the_buggy_step_of_the_lab_fails_its_fix_check(sol):
     exec(compile(source, "<notebook cell>", "exec"), ns)
     with pytest.raises(AssertionError, match="never updated"):
         lab02.check_train_step(ns["train_step_buggy"])
-
-
 
 
 # ------------------------------------------------------------------ the student's notebook

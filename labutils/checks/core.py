@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from .feedback import CheckFailed, StudentCodeError, not_attempted, quiet_numpy, student_error
+from .feedback import CheckFailed, not_attempted, quiet_numpy, student_error
+from .feedback import StudentCodeError as StudentCodeError  # re-exported: checks raise it
 
 Arrays = dict[str, np.ndarray]
 
