@@ -298,3 +298,18 @@ def test_a_failed_check_in_a_real_kernel_shows_the_advice_alone():
     assert "labutils/checks" not in shown and "judge" not in shown
     assert wrong[0].ename == "CheckFailed" and len(wrong[0].traceback) == 2
     assert "sums to 1 over the whole array" in wrong[0].traceback[1]
+
+
+def test_an_error_in_a_function_the_students_code_calls_points_there():
+    def helper(x):
+        return x @ np.ones((5, 6))
+
+    def caller(x):
+        return helper(x) + 1
+
+    with pytest.raises(core.StudentCodeError) as info:
+        matmul_check(caller)
+    text = str(info.value)
+    assert text.startswith("caller raised ValueError in helper, which it calls: matmul")
+    assert "Fix helper first (does its own check pass?)" in text
+    assert "W is (H, D): multiply by W.T." not in text  # the check's hint is about caller, not helper

@@ -199,10 +199,16 @@ def student_error(title: str, exc: Exception, hints: Mapping[str, str], probe=No
     frames = student_frames(exc.__traceback__, skip)
     if not frames:
         return None
-    outer, inner = frames[0][0], frames[-1][0]
-    who = _qualname(outer) + ("" if inner is outer else f" (in {_qualname(inner)}, which it calls)")
+    named = [tb for tb, _ in frames if not tb.tb_frame.f_code.co_name.startswith("<")]  # no <listcomp>, <lambda>
+    outer, inner = (named[0], named[-1]) if named else (frames[0][0], frames[-1][0])
     kind = error_kind(exc)
-    lines = [f"{who} raised {type(exc).__name__}: {exc}", hints.get(kind) or GENERIC_HINTS[kind]]
+    if inner is outer:
+        lines = [f"{_qualname(outer)} raised {type(exc).__name__}: {exc}", hints.get(kind) or GENERIC_HINTS[kind]]
+    else:  # the check's hints are about the function it calls, not about this one
+        lines = [
+            f"{_qualname(outer)} raised {type(exc).__name__} in {_qualname(inner)}, which it calls: {exc}",
+            f"Fix {_qualname(inner)} first (does its own check pass?). {GENERIC_HINTS[kind]}",
+        ]
     arrays = describe_locals(inner)
     if arrays:
         lines.append(f"Where it was raised: {arrays}.")
