@@ -18,9 +18,9 @@ def exercise_cells(path: Path) -> dict[str, str]:
     }
 
 
-def run_cells(sources) -> dict:
-    """Execute cell sources one after another in one namespace (with ``np``); return it."""
-    ns = {"np": np}
+def run_cells(sources, given: dict | None = None) -> dict:
+    """Execute cell sources one after another in one namespace (with ``np`` and ``given``); return it."""
+    ns = {"np": np, **(given or {})}
     for src in sources:
         exec(compile(src, "<notebook cell>", "exec"), ns)
     return ns

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from exercises import exercise_cells, run_cells
 
-from labutils.checks import get_check, lab01
+from labutils.checks import StudentCodeError, get_check, lab01
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "01_rnn_forward_numpy.ipynb"
@@ -64,6 +64,15 @@ def test_softmax_diagnoses(wrong, message):
         lab01.check_softmax(wrong)
 
 
+def test_softmax_without_keepdims_raises_and_is_told_why():
+    def no_keepdims(z):
+        e = np.exp(z - z.max(axis=-1))
+        return e / e.sum(axis=-1)
+
+    with pytest.raises(StudentCodeError, match=r"(?s)no_keepdims raised ValueError.*keepdims=True.*z \(2, 7\)"):
+        lab01.check_softmax(no_keepdims)
+
+
 # ---------------------------------------------------------------------------- cell forward
 def test_cell_forward_solution_passes(sol):
     lab01.check_cell_forward(sol["rnn_cell_forward"])
@@ -105,6 +114,22 @@ def test_cell_forward_diagnoses(sol, kwargs, message):
         lab01.check_cell_forward(_cell(sol, **kwargs))
 
 
+def test_cell_forward_result_wrong_everywhere_is_described(sol):
+    with pytest.raises(AssertionError, match="h_next is the expected values times 2"):
+        lab01.check_cell_forward(_cell(sol, act=lambda z: 2 * np.tanh(z)))
+
+
+def test_cell_forward_product_the_wrong_way_round_is_explained(sol):
+    def no_transpose(x_t, h_prev, p):
+        z = x_t @ p["W_xh"] + h_prev @ p["W_hh"].T + p["b_h"]
+        return np.tanh(z), sol["softmax"](np.tanh(z) @ p["W_hy"].T + p["b_y"])
+
+    pattern = r"(?s)no_transpose raised ValueError: matmul.*x_t \(B, D\) @ W_xh.T \(D, H\) gives \(B, H\)"
+    with pytest.raises(StudentCodeError, match=pattern) as info:
+        lab01.check_cell_forward(no_transpose)
+    assert "p {W_xh (5, 6)" in str(info.value)  # the shapes where it was raised
+
+
 # ------------------------------------------------------------------------ sequence forward
 def test_forward_solution_passes(sol):
     lab01.check_forward(sol["rnn_forward"])
@@ -122,7 +147,9 @@ def _forward(sol, mode):
         if mode == "with_h0":
             h[:, 0] = h0
         for t in range(T):
-            h_new, y_t = cell(x[:, t], h_t if mode != "stale" else h0, p)
+            if mode == "short" and t == T - 1:
+                break
+            h_new, y_t = cell(x[:, t + 1 if mode == "past_end" else t], h_t if mode != "stale" else h0, p)
             h_t = h_new
             h[:, t + 1 if mode == "with_h0" else t] = h_new
             if mode == "forgot_y":
@@ -146,6 +173,7 @@ def _forward(sol, mode):
         ("with_h0", "not h0"),
         ("stale", "every step starts from h0"),
         ("columns", "column convention"),
+        ("short", "the last time step is never computed"),
     ],
 )
 def test_forward_diagnoses(sol, mode, message):
@@ -153,10 +181,15 @@ def test_forward_diagnoses(sol, mode, message):
         lab01.check_forward(_forward(sol, mode))
 
 
+def test_forward_index_past_the_end_is_explained(sol):
+    with pytest.raises(StudentCodeError, match=r"(?s)IndexError: index 4 is out of bounds.*loop over range\(T\)"):
+        lab01.check_forward(_forward(sol, "past_end"))
+
+
 def test_forward_uses_the_cell_checks(sol):
     """A sequence loop around a wrong cell is caught too (nn.RNN is the oracle, not the cell)."""
     sol2 = dict(sol, rnn_cell_forward=_cell(sol, bias=False))
-    with pytest.raises(AssertionError, match="differs from nn.RNN"):
+    with pytest.raises(AssertionError, match="does check_cell_forward pass.*add the bias b_h"):
         lab01.check_forward(_forward(sol2, "ok"))
 
 
@@ -174,7 +207,7 @@ def test_student_stubs_fail_and_pasted_solutions_pass():
     ns = run_cells(student.values())
     for gid in ("lab01-softmax", "lab01-cell-forward", "lab01-forward"):
         check = get_check(gid)
-        with pytest.raises(NotImplementedError):
+        with pytest.raises(NotImplementedError, match="not attempted yet"):
             check(*(ns[name] for name in check.needs))
     # Paste each solution into its stub: the checks now pass.
     ns = run_cells(solution[gid] for gid in student)

@@ -8,21 +8,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 from exercises import exercise_cells, run_cells
 
-from labutils.checks import get_check, lab02
+from labutils.checks import StudentCodeError, get_check, lab02
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "02_bptt_numpy.ipynb"
 STUDENT = ROOT / "notebooks" / "02_bptt_numpy.ipynb"
-GRADE_IDS = ("lab02-cell-backward", "lab02-backward", "lab02-clip", "lab02-adagrad")
+GRADE_IDS = ("lab02-cell-backward", "lab02-backward", "lab02-clip", "lab02-adagrad", "lab02-train-step")
 
 
 @pytest.fixture(scope="module")
 def sol() -> dict:
-    return run_cells(exercise_cells(SOLUTION).values())
+    """The solution's code cells tagged numpy-lm: the exercises' answers and the given code they use."""
+    from labutils.bench.numpy_lm import load_lab02_model
+
+    return load_lab02_model(SOLUTION)
 
 
 @pytest.mark.parametrize("grade_id", GRADE_IDS)
@@ -35,10 +39,11 @@ def test_solution_passes(sol, grade_id, capsys):
 # ---------------------------------------------------------------------------- cell backward
 def _cell(mode):
     def f(dh_t, x_t, h_prev, h_t, p):
-        deriv = {"no_tanh": 1.0, "at_prev": 1 - h_prev**2, "one_minus_h": 1 - h_t}.get(mode, 1 - h_t**2)
+        deriv = {"no_tanh": 1.0, "at_prev": 1 - h_prev**2, "one_minus_h": 1 - h_t, "tanh_of_h": 1 - np.tanh(h_t) ** 2}
+        deriv = deriv.get(mode, 1 - h_t**2)
         dz = dh_t * deriv
         g = {
-            "dx_t": dz @ p["W_xh"],
+            "dx_t": dz @ (p["W_xh"].T if mode == "dx_matmul" else p["W_xh"]),
             "dh_prev": dz @ (p["W_hh"].T if mode == "hh_not_t" else p["W_hh"]),
             "dW_xh": x_t.T @ dz if mode == "xh_transposed" else dz.T @ x_t,
             "dW_hh": h_prev.T @ dz if mode == "hh_transposed" else dz.T @ h_prev,
@@ -57,6 +62,7 @@ def _cell(mode):
         ("no_tanh", "without tanh's derivative"),
         ("at_prev", "at h_prev"),
         ("one_minus_h", "squared"),
+        ("tanh_of_h", r"derivative of h_t: 1 - np.tanh\(h_t\)\*\*2 is tanh'\(h_t\)"),
         ("hh_not_t", r"dz_t @ W_hh \(no \.T\)"),
         ("xh_transposed", "transposed"),
         ("hh_transposed", "transpose"),
@@ -70,16 +76,32 @@ def test_cell_backward_diagnoses(mode, message):
         lab02.check_cell_backward(_cell(mode))
 
 
+def test_cell_backward_product_the_wrong_way_round_is_explained():
+    with pytest.raises(StudentCodeError, match=r"(?s)raised ValueError: matmul.*dx_t = dz_t @ W_xh is \(B, D\)"):
+        lab02.check_cell_backward(_cell("dx_matmul"))
+
+
 # ------------------------------------------------------------------------ sequence backward
+_CARRIED = {}  # a state kept between calls, as a global would
+
+
 def _seq(sol, mode):
     cell = sol["rnn_cell_backward"]
 
     def f(dh, x, h0, h, p):
         B, T, _ = x.shape
         g = {"dx": np.zeros_like(x), "dW_xh": 0, "dW_hh": 0, "db_h": 0}
-        dh_next = np.zeros_like(h0)
-        for t in reversed(range(T)):
-            h_prev = h[:, t - 1] if t > 0 else h0
+        if mode == "not_reset":
+            g = _CARRIED.setdefault("g", g)  # the accumulators survive the call
+        dh_next = dh[:, -1].copy() if mode == "dh_init_last" else np.zeros_like(h0)
+        steps = {
+            "forwards": range(T),
+            "skip_last": reversed(range(T - 1)),
+            "skip_first": range(T - 1, 0, -1),
+            "past_end": reversed(range(T + 1)),
+        }.get(mode, reversed(range(T)))
+        for t in steps:
+            h_prev = h[:, t - 1] if t > 0 or mode == "wrap" else h0
             upstream = dh[:, t] if mode != "last_only" or t == T - 1 else 0 * dh[:, t]
             if mode != "no_carry":
                 upstream = upstream + dh_next
@@ -92,9 +114,14 @@ def _seq(sol, mode):
                     g[k] = s[k] if t == T - 1 else g[k]
                 else:
                     g[k] = g[k] + s[k]
-            dh_next = s["dh_prev"]
+            if mode == "accumulate":
+                dh_next = dh_next + s["dh_prev"]
+            elif mode == "upstream":
+                dh_next = upstream
+            else:
+                dh_next = s["dh_prev"]
         g["dh0"] = np.zeros_like(h0) if mode == "no_dh0" else dh_next
-        return g
+        return dict(g)
 
     return f
 
@@ -107,11 +134,25 @@ def _seq(sol, mode):
         ("no_carry", "does not flow back through time"),
         ("last_only", r"Only dh\[:, -1\] is used"),
         ("no_dh0", "dh0 is all zeros"),
+        ("forwards", "runs forwards in time"),
+        ("skip_last", r"The last step, t = T - 1, is never computed"),
+        ("skip_first", "Step 0 is never computed"),
+        ("wrap", r"h\[:, -1\], the \*last\* state"),
+        ("dh_init_last", "counted twice"),
+        ("accumulate", "dh_next adds up the dh_prev of every later step"),
+        ("upstream", "not passed back through the cell"),
+        ("not_reset", "called twice with the same inputs"),
     ],
 )
 def test_backward_diagnoses(sol, mode, message):
+    _CARRIED.clear()
     with pytest.raises(AssertionError, match=message):
         lab02.check_backward(_seq(sol, mode))
+
+
+def test_backward_index_past_the_end_is_explained(sol):
+    with pytest.raises(StudentCodeError, match=r"(?s)IndexError.*reversed\(range\(T\)\)"):
+        lab02.check_backward(_seq(sol, "past_end"))
 
 
 def test_backward_catches_a_wrong_cell(sol):
@@ -131,6 +172,8 @@ def _clip(mode):
             return {k: g * min(1, max_norm / norms[k]) for k, g in grads.items()}, total
         if mode == "always":
             return {k: g * max_norm / total for k, g in grads.items()}, total
+        if mode == "squared":
+            return {k: g * min(1, max_norm / total) for k, g in grads.items()}, total**2
         if mode == "sum_of_norms":
             s = sum(norms.values())
             return {k: g * min(1, max_norm / total) for k, g in grads.items()}, s
@@ -146,6 +189,7 @@ def _clip(mode):
         ("per_array", "its own norm"),
         ("always", "only scale gradients"),
         ("sum_of_norms", "sum of the arrays' norms"),
+        ("squared", r"the \*squared\* global norm: take its square root"),
     ],
 )
 def test_clip_diagnoses(mode, message):
@@ -157,7 +201,11 @@ def test_clip_diagnoses(mode, message):
 def _adagrad(mode):
     def f(params, grads, memory, lr, eps=1e-8):
         for name, p in params.items():
-            g = grads[name]
+            g = grads["d" + name]
+            if mode == "no_eps":
+                memory[name] += g * g
+                p -= lr * g / np.sqrt(memory[name])
+                continue
             if mode == "rebind":
                 m = memory[name] + g * g
                 p -= lr * g / (np.sqrt(m) + eps)
@@ -193,6 +241,7 @@ def _adagrad(mode):
         ("no_accumulate", "accumulates"),
         ("uphill", "uphill"),
         ("no_sqrt", "square root"),
+        ("no_eps", "0 / 0. That is what eps is for"),
     ],
 )
 def test_adagrad_diagnoses(mode, message):
@@ -200,18 +249,91 @@ def test_adagrad_diagnoses(mode, message):
         lab02.check_adagrad(_adagrad(mode))
 
 
+def test_adagrad_memory_rebound_in_a_zip_loop_is_never_updated():
+    """The seed tutorial's form: the loop variable is rebound, the memory never changes."""
+
+    def zipped(params, grads, memory, lr, eps=1e-8):
+        for (name, p), m in zip(params.items(), memory.values()):
+            g = grads["d" + name]
+            m = m + g * g
+            p -= lr * g / (np.sqrt(m) + eps)
+
+    with pytest.raises(AssertionError, match="memory is still all zeros"):
+        lab02.check_adagrad(zipped)
+
+
+def test_adagrad_gradient_names_without_the_d_are_explained():
+    def bare_names(params, grads, memory, lr, eps=1e-8):
+        for name, p in params.items():
+            memory[name] += grads[name] ** 2
+            p -= lr * grads[name] / (np.sqrt(memory[name]) + eps)
+
+    with pytest.raises(StudentCodeError, match=r'(?s)KeyError: .W_xh.*grads\["dW_hh"\].*dW_xh \(6, 4\)'):
+        lab02.check_adagrad(bare_names)
+
+
+# ----------------------------------------------------------------------- the training step
+def _train_step(sol, mode):
+    loss_and_grads, clip, adagrad = sol["char_lm_loss_and_grads"], sol["clip_gradients"], sol["adagrad_update"]
+
+    def f(params, memory, inputs, targets, h0, lr, max_norm=5.0):
+        loss, grads, h_last = loss_and_grads(params, inputs, targets, h0)
+        if mode == "no_dE":
+            grads["dE"] = np.zeros_like(params["E"])
+        if mode == "last_step_only":  # the seed tutorial's partial backward pass
+            x = params["E"][inputs]
+            h = sol["rnn_forward"](x, h0, params)
+            _, dh, _, _ = sol["output_loss_and_grads"](h, targets, params["W_hy"], params["b_y"])
+            last = sol["rnn_cell_backward"](dh[:, -1], x[:, -1], h[:, -2], h[:, -1], params)
+            grads.update(dW_xh=last["dW_xh"], dW_hh=last["dW_hh"], db_h=last["db_h"])
+        if mode != "no_clip":
+            grads, _ = clip(grads, max_norm)
+        if mode == "memory_never_updated":
+            adagrad(params, grads, {k: np.zeros_like(v) for k, v in memory.items()}, lr)
+        else:
+            adagrad(params, grads, memory, lr)
+        return loss, h_last
+
+    return f
+
+
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("no_dE", "no gradient reaches the embedding E"),
+        ("last_step_only", "the RNN's gradients come from the last time step only"),
+        ("memory_never_updated", "memory is still all zeros after a step: it is never updated"),
+        ("no_clip", "the gradients are not clipped"),
+    ],
+)
+def test_train_step_diagnoses(sol, mode, message):
+    with pytest.raises(AssertionError, match=message):
+        lab02.check_train_step(_train_step(sol, mode))
+
+
+def test_the_buggy_step_of_the_lab_fails_its_fix_check(sol):
+    """The notebook's spot-the-bug code, run through the check, is caught (both bugs named first)."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    source = next(c.source for c in nb.cells if c.source.startswith("def train_step_buggy"))
+    ns = dict(sol)
+    exec(compile(source, "<notebook cell>", "exec"), ns)
+    with pytest.raises(AssertionError, match="never updated"):
+        lab02.check_train_step(ns["train_step_buggy"])
+
+
 # ------------------------------------------------------------------ the student's notebook
-def test_student_stubs_fail_and_pasted_solutions_pass():
+def test_student_stubs_fail_and_pasted_solutions_pass(sol):
     if not STUDENT.exists():
         pytest.skip("notebooks/ not generated (python -m labutils generate)")
     student, solution = exercise_cells(STUDENT), exercise_cells(SOLUTION)
     assert student.keys() == solution.keys()
-    ns = run_cells(student.values())
+    given = {k: v for k, v in sol.items() if k not in ("rnn_cell_backward", "rnn_backward", "clip_gradients")}
+    ns = run_cells(student.values(), given)
     for gid in GRADE_IDS:
         check = get_check(gid)
-        with pytest.raises(NotImplementedError):
+        with pytest.raises(NotImplementedError, match="not attempted yet"):
             check(*(ns[name] for name in check.needs))
-    ns = run_cells(solution[gid] for gid in student)
+    ns = run_cells((solution[gid] for gid in student), given)
     for gid in GRADE_IDS:
         check = get_check(gid)
         check(*(ns[name] for name in check.needs))
@@ -229,6 +351,7 @@ def test_numpy_lm_cells_are_tagged():
         "adagrad_update",
         "init_char_lm",
         "char_lm_loss_and_grads",
+        "train_step",
         "train_char_lm",
     ):
         assert callable(ns[name]), name

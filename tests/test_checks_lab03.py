@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from labutils.checks import get_check, lab03
+from labutils.checks import StudentCodeError, get_check, lab03
 
 
 # ------------------------------------------------------------------ reference answers (tests only)
@@ -27,11 +27,11 @@ def stacked_variant(kind):
         if kind == "h0_swapped":
             h = h[::-1]
         bottom, outs = [], []
-        for t in range(x.shape[1]):
+        for t in range(x.shape[1] - 1 if kind == "short" else x.shape[1]):
             inp = x[:, t]
             prev = [v for v in h]
             for l, cell in enumerate(cells):
-                source = prev[l - 1] if (kind == "lag" and l > 0) else inp
+                source = prev[l - 1] if (kind == "lag" and l > 0) else x[:, t] if kind == "x_everywhere" else inp
                 h[l] = cell(source, h[l])
                 inp = h[l]
                 if kind == "detach":  # the state carried to the next step loses its history
@@ -46,6 +46,8 @@ def stacked_variant(kind):
             hn = h[-1]
         if kind == "hn_reversed":
             hn = hn.flip(0)
+        if kind == "hn_every_step":
+            hn = out.transpose(0, 1)
         if kind == "numpy":
             return out.detach().numpy(), hn.detach().numpy()
         return out, hn
@@ -70,11 +72,18 @@ def test_stacked_forward_passes_reference(capsys):
         ("hn_top_only", "final state of \\*each\\* layer"),
         ("hn_reversed", "top first"),
         ("numpy", "no gradient reaches"),
+        ("short", "One step short: does the loop over time run over range"),
+        ("hn_every_step", "h_n holds every step's top state"),
     ],
 )
 def test_stacked_forward_names_slip(kind, message):
     with pytest.raises(AssertionError, match=message):
         lab03.check_stacked_forward(stacked_variant(kind))
+
+
+def test_stacked_forward_feeding_x_to_every_layer_is_explained():
+    with pytest.raises(StudentCodeError, match="(?s)input_size.*every layer above reads the new state"):
+        lab03.check_stacked_forward(stacked_variant("x_everywhere"))
 
 
 # ---------------------------------------------------------------------------- windows
@@ -102,6 +111,16 @@ def windows_float(ids, n, stride=1):
     return X.astype(float), y.astype(float)
 
 
+def windows_int32(ids, n, stride=1):
+    X, y = windows_ok(ids, n, stride)
+    return X.astype(np.int32), y.astype(np.int32)
+
+
+def windows_past_end(ids, n, stride=1):
+    starts = range(0, len(ids) - n + 1, stride)  # the last start has no target
+    return np.array([ids[s : s + n] for s in starts]), np.array([ids[s + n] for s in starts])
+
+
 def windows_transposed(ids, n, stride=1):
     X, y = windows_ok(ids, n, stride)
     return X.T, y
@@ -123,12 +142,18 @@ def test_windows_accept_tensors():
         (windows_last_missing, "missing"),
         (windows_no_stride, "stride .* is ignored"),
         (windows_float, "integer ids"),
+        (windows_int32, "must be int64, got int32"),
         (windows_transposed, "one window per \\*row\\*"),
     ],
 )
 def test_windows_name_slip(f, message):
     with pytest.raises(AssertionError, match=message):
         lab03.check_windows(f)
+
+
+def test_windows_index_past_the_end_is_explained():
+    with pytest.raises(StudentCodeError, match=r"(?s)IndexError.*range\(0, N - n, stride\)"):
+        lab03.check_windows(windows_past_end)
 
 
 # -------------------------------------------------------------------------- the model
@@ -152,6 +177,10 @@ def make_model(kind="ok"):
                 return self.out(states[:, 0])
             if kind == "first_layer":
                 return self.out(h_n[0])
+            if kind == "every_layer":
+                return self.out(h_n)
+            if kind == "scaled":
+                return 2 * self.out(states[:, -1])
             if kind == "softmax":
                 return self.out(states[:, -1]).softmax(-1)
             if kind == "hidden":
@@ -177,6 +206,8 @@ def test_model_forward_passes_reference(kind):
         ("softmax", "softmax was applied"),
         ("hidden", "pass it through self.out"),
         ("detached", "no gradient reaches"),
+        ("every_layer", "every layer's final state, self.out\\(h_n\\)"),
+        ("scaled", "expected values times 2"),
     ],
 )
 def test_model_forward_names_slip(kind, message):
@@ -202,3 +233,23 @@ def test_model_forward_needs_given_init():
 def test_checks_registered_under_grade_ids():
     for gid in ("lab03-stacked-forward", "lab03-windows", "lab03-model-forward"):
         assert get_check(gid).grade_id == gid
+
+
+# ------------------------------------------------------------------ the student's notebook
+def test_student_stubs_are_not_attempted_and_pasted_solutions_pass():
+    from pathlib import Path
+
+    from exercises import exercise_cells, run_cells
+
+    root = Path(__file__).resolve().parent.parent
+    student = exercise_cells(root / "notebooks" / "03_deep_rnns.ipynb")
+    solution = exercise_cells(root / "solutions" / "03_deep_rnns.ipynb")
+    assert student.keys() == solution.keys()
+    checks = [get_check(gid) for gid in ("lab03-stacked-forward", "lab03-windows", "lab03-model-forward")]
+    ns = run_cells(student.values(), {"torch": torch, "nn": nn})
+    for check in checks:
+        with pytest.raises(NotImplementedError, match="not attempted yet"):
+            check(*(ns[name] for name in check.needs))
+    ns = run_cells((solution[gid] for gid in student), {"torch": torch, "nn": nn})
+    for check in checks:
+        check(*(ns[name] for name in check.needs))

@@ -2,20 +2,22 @@
 
 import pytest
 import torch
+from torch import nn
 
-from labutils.checks import get_check, lab04
+from labutils.checks import StudentCodeError, get_check, lab04
 
 
 # ------------------------------------------------------------------ reference answers (tests only)
 def lstm(kind="ok"):
     def cell(x_t, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh):
         a = x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + (0 if kind == "no_b_hh" else b_hh)
-        i, f, g, o = a.chunk(4, dim=1)
+        i, f, g, o = a.chunk(4, dim=0 if kind == "chunk_dim0" else 1)
         if kind == "if_swapped":
             i, f = f, i
         if kind == "fo_swapped":
             f, o = o, f
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        candidate = {"g_sigmoid": torch.sigmoid, "g_linear": lambda a: a}.get(kind, torch.tanh)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), candidate(g), torch.sigmoid(o)
         if kind == "no_forget":
             c_t = i * g
         elif kind == "forget_is_one":
@@ -43,16 +45,23 @@ def gru(kind="ok"):
     def cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
         gi = x_t @ W_ih.T + b_ih
         gh = h_prev @ W_hh.T + (0 if kind == "no_b_hh" else b_hh)
-        i_r, i_z, i_n = gi.chunk(3, dim=1)
-        h_r, h_z, h_n = gh.chunk(3, dim=1)
+        dim = 0 if kind == "chunk_dim0" else 1
+        i_r, i_z, i_n = gi.chunk(3, dim=dim)
+        h_r, h_z, h_n = gh.chunk(3, dim=dim)
         r = torch.sigmoid(i_r + h_r)
         z = torch.sigmoid(i_z + h_z)
         if kind == "rz_swapped":
             r, z = z, r
-        if kind == "no_reset":
-            n = torch.tanh(i_n + h_n)
-        else:
-            n = torch.tanh(i_n + r * h_n)
+        H = h_prev.shape[1]
+        W_hn, b_hn = W_hh[2 * H :], b_hh[2 * H :]
+        n = {
+            "no_reset": lambda: torch.tanh(i_n + h_n),
+            "paper": lambda: torch.tanh(i_n + (r * h_prev) @ W_hn.T + b_hn),
+            "b_hn_outside": lambda: torch.tanh(i_n + r * (h_prev @ W_hn.T) + b_hn),
+            "r_on_input": lambda: torch.tanh(r * i_n + h_n),
+            "r_on_both": lambda: torch.tanh(r * (i_n + h_n)),
+            "r_after_tanh": lambda: r * torch.tanh(i_n + h_n),
+        }.get(kind, lambda: torch.tanh(i_n + r * h_n))()
         if kind == "candidate":
             return n
         if kind == "z_flipped":
@@ -61,6 +70,8 @@ def gru(kind="ok"):
             return (1 - z) * n + z * h_prev, n
         if kind == "numpy":
             return ((1 - z) * n + z * h_prev).detach().numpy()
+        if kind == "scaled":
+            return -((1 - z) * n + z * h_prev)
         return (1 - z) * n + z * h_prev
 
     return cell
@@ -84,6 +95,8 @@ def test_lstm_passes_reference(capsys):
         ("transposed", "batch-first"),
         ("no_b_hh", "b_hh is not added"),
         ("detached_c", "gradient"),
+        ("g_sigmoid", "the candidate g_t goes through a sigmoid"),
+        ("g_linear", "the candidate g_t has no activation"),
     ],
 )
 def test_lstm_names_slip(kind, message):
@@ -106,6 +119,12 @@ def test_gru_passes_reference(capsys):
         ("no_b_hh", "b_hh is not added"),
         ("pair", "must return one tensor"),
         ("numpy", "no gradient reaches"),
+        ("paper", "that is the original paper's GRU"),
+        ("b_hn_outside", "r_t multiplies h_prev @ W_hn.T but not b_hn"),
+        ("r_on_input", "r_t scales the input part"),
+        ("r_on_both", "r_t scales the whole pre-activation"),
+        ("r_after_tanh", "r_t multiplies the candidate after the tanh"),
+        ("scaled", "wrong sign"),
     ],
 )
 def test_gru_names_slip(kind, message):
@@ -116,3 +135,33 @@ def test_gru_names_slip(kind, message):
 def test_checks_registered_under_grade_ids():
     for gid in ("lab04-lstm-cell", "lab04-gru-cell"):
         assert get_check(gid).grade_id == gid
+
+
+def test_lstm_gates_split_along_the_batch_are_explained():
+    with pytest.raises(StudentCodeError, match=r"(?s)not enough values to unpack.*\.chunk\(4, dim=1\)"):
+        lab04.check_lstm_cell(lstm("chunk_dim0"))
+
+
+def test_gru_gates_split_along_the_batch_are_explained():
+    with pytest.raises(StudentCodeError, match=r"(?s)must match the size.*\.chunk\(3, dim=1\)"):
+        lab04.check_gru_cell(gru("chunk_dim0"))
+
+
+# ------------------------------------------------------------------ the student's notebook
+def test_student_stubs_are_not_attempted_and_pasted_solutions_pass():
+    from pathlib import Path
+
+    from exercises import exercise_cells, run_cells
+
+    root = Path(__file__).resolve().parent.parent
+    student = exercise_cells(root / "notebooks" / "04_gru_lstm.ipynb")
+    solution = exercise_cells(root / "solutions" / "04_gru_lstm.ipynb")
+    assert student.keys() == solution.keys()
+    checks = [get_check(gid) for gid in ("lab04-lstm-cell", "lab04-gru-cell")]
+    ns = run_cells(student.values(), {"torch": torch, "nn": nn})
+    for check in checks:
+        with pytest.raises(NotImplementedError, match="not attempted yet"):
+            check(*(ns[name] for name in check.needs))
+    ns = run_cells((solution[gid] for gid in student), {"torch": torch, "nn": nn})
+    for check in checks:
+        check(*(ns[name] for name in check.needs))

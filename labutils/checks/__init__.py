@@ -1,9 +1,15 @@
-"""Self-checks: generic helpers (``core``) and one module per lab (``lab01`` ... ``lab07``).
+"""Self-checks: the ``Check`` protocol (``core``), one module per lab (``lab01`` ... ``lab07``).
 
 In a notebook::
 
     from labutils.checks import lab01
     lab01.check_softmax(softmax)
+
+A lab's module defines its checks, their inputs and their probes (which only call the student's
+code). The judges -- oracles, slip variants and the advice tied to them -- live in the package
+``judges`` (one module per lab, shared helpers in ``judges.oracle``), imported only when a result
+is judged, so that the grader can hide them from submissions. ``feedback`` turns a failed check
+or an error in the student's code into advice that a notebook shows first and alone.
 
 The grader finds the same checks by the nbgrader ``grade_id`` of the test cell that calls them,
 through ``get_check``.
@@ -17,6 +23,8 @@ import pkgutil
 from .core import (
     REGISTRY,
     Check,
+    CheckFailed,
+    StudentCodeError,
     assert_close,
     assert_finite,
     assert_gradient,
@@ -27,6 +35,8 @@ from .core import (
 
 __all__ = [
     "Check",
+    "CheckFailed",
+    "StudentCodeError",
     "all_checks",
     "assert_close",
     "assert_finite",

@@ -17,17 +17,26 @@ in the student's kernel and the other two in its own, trusted process:
 In a notebook all three run in one go: ``lab01.check_softmax(softmax)``.  Outputs are plain
 arrays, numbers and strings, so they cross a process boundary as an ``.npz`` file with
 ``allow_pickle=False``: nothing the student's code returns is ever executed by the grader.
+
+When the student's code raises inside a probe, ``run_probe`` raises a ``StudentCodeError`` whose
+message is advice (``feedback.student_error``): the grader records that message, and a notebook
+renders it without the checks' own frames.  In a notebook a wrong result raises ``CheckFailed``,
+rendered as the judge's advice alone (see ``labutils.checks.feedback``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .feedback import CheckFailed, not_attempted, quiet_numpy, student_error
+from .feedback import StudentCodeError as StudentCodeError  # re-exported: checks raise it
 
 Arrays = dict[str, np.ndarray]
 
@@ -138,6 +147,44 @@ def assert_gradient(name: str, analytic, numeric, *, tol: float = 1e-7) -> None:
     )
 
 
+# ------------------------------------------------------------------ tensors for the probes
+def tensor64(a, grad: bool = False):
+    """A float64 torch tensor copied from ``a`` (an array or numbers), optionally a leaf with a gradient."""
+    import torch
+
+    return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
+
+
+def as_numpy(t) -> np.ndarray:
+    """A NumPy copy of a tensor (detached) or of anything ``np.asarray`` takes."""
+    if hasattr(t, "detach"):
+        return t.detach().cpu().numpy().copy()
+    return np.array(t)
+
+
+def grads_of(loss, tensors: Mapping[str, Any]) -> Arrays:
+    """``{"grad_<name>": dloss/dtensor}`` for named tensors; zeros where the graph does not reach.
+
+    A ``loss`` computed outside autograd (NumPy, ``.detach()``, ``torch.no_grad()``) reaches none.
+    """
+    import torch
+
+    names = list(tensors)
+    zeros = {f"grad_{n}": np.zeros(tuple(tensors[n].shape)) for n in names}
+    if not getattr(loss, "requires_grad", False):
+        return zeros
+    grads = torch.autograd.grad(loss, [tensors[n] for n in names], allow_unused=True)
+    return {f"grad_{n}": zeros[f"grad_{n}"] if g is None else as_numpy(g) for n, g in zip(names, grads, strict=True)}
+
+
+def unpack(result, count: int, what: str) -> tuple:
+    """``result`` as a tuple of ``count`` things, or ``AssertionError`` saying what ``what`` must return."""
+    if not isinstance(result, (tuple, list)) or len(result) != count:
+        got = f"a {type(result).__name__}" + (f" of {len(result)}" if isinstance(result, (tuple, list)) else "")
+        raise AssertionError(f"{what}; it returned {got}.")
+    return tuple(result)
+
+
 # ---------------------------------------------------------------------- the Check protocol
 class MissingFile(FileNotFoundError):
     """A file a check judges was not handed in; the message tells the student what to hand in."""
@@ -145,6 +192,8 @@ class MissingFile(FileNotFoundError):
 
 def to_arrays(outputs: Mapping[str, Any]) -> Arrays:
     """Turn a probe's outputs into plain NumPy arrays (no objects) so they can cross processes."""
+    if not isinstance(outputs, Mapping):
+        raise TypeError(f"a probe must return a dict of arrays, got {type(outputs).__name__}")
     result = {}
     for key, value in outputs.items():
         if hasattr(value, "detach"):  # a torch tensor
@@ -161,6 +210,9 @@ class Check:
     """One self-check: ``check(*objects)`` draws inputs, probes the student's code, judges.
 
     ``needs`` names the notebook objects the probe uses, in the order ``__call__`` takes them.
+    ``hints`` maps a kind of error (``feedback.error_kind``: ``matmul``, ``broadcast``, ``index``,
+    ``unpack``, ``key``, ``dtype``, ``type``) to the likely slip behind it in this exercise; it is
+    shown when the student's code raises that kind of error inside the probe.
     """
 
     grade_id: str
@@ -178,6 +230,7 @@ class Check:
     #: (in the grader's sandbox) and returns the same kind of raw outputs as ``probe``.
     files: tuple[str, ...] = ()
     file_probe: Callable[[dict[str, Any], Arrays], Mapping[str, Any]] | None = None
+    hints: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if bool(self.files) != (self.file_probe is not None):
@@ -193,10 +246,27 @@ class Check:
             return to_arrays(self.make_inputs(np.random.default_rng(seed)))
 
     def run_probe(self, objects: Mapping[str, Any], inputs: Arrays) -> Arrays:
+        """Run the probe on the student's ``objects``; return its outputs as plain arrays.
+
+        An exception raised by the student's code becomes a ``StudentCodeError`` with advice
+        (chained to it); a stub's ``NotImplementedError`` stays one, saying "not attempted yet".
+        Anything else the probe raises (an ``AssertionError`` about what the code returned) passes.
+        """
         missing = [n for n in self.needs if n not in objects]
         if missing:
             raise NameError(f"{self.title}: the notebook has no {', '.join(missing)} defined; run the cells above.")
-        return to_arrays(self.probe(dict(objects), inputs))
+        try:
+            with quiet_numpy(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the judge explains overflow and NaN; warnings would come first
+                outputs = self.probe(dict(objects), inputs)
+        except NotImplementedError as exc:
+            raise not_attempted(self.title, exc) from exc
+        except Exception as exc:
+            error = student_error(self.title, exc, self.hints, self.probe)
+            if error is None:
+                raise
+            raise error from exc
+        return to_arrays(outputs)
 
     def run_file_probe(self, paths: Mapping[str, Any], inputs: Arrays) -> Arrays:
         """Raw outputs from the handed-in files ``{file name: path}`` (a missing one is absent)."""
@@ -219,10 +289,21 @@ class Check:
         judge(inputs, outputs)
 
     def __call__(self, *objects, seed: int = 0, **named) -> None:
+        """Check the student's objects in a notebook: print success, or raise advice to read.
+
+        A wrong result raises ``CheckFailed`` (an ``AssertionError``) with the judge's advice; so does
+        a missing notebook name or a result of the wrong kind. An error raised by the student's code
+        arrives as ``StudentCodeError`` (``run_probe``).
+        """
         if len(objects) > len(self.needs):
             raise TypeError(f"{self.title} takes {len(self.needs)} objects: {', '.join(self.needs)}")
         bound = dict(zip(self.needs, objects, strict=False)) | named
         inputs = self.inputs(seed)
-        outputs = self.run_probe(bound, inputs)
-        self.run_judge(inputs, outputs)
+        try:
+            outputs = self.run_probe(bound, inputs)
+            self.run_judge(inputs, outputs)
+        except CheckFailed:
+            raise
+        except (AssertionError, NameError, TypeError) as exc:  # a wrong result, or one of the wrong kind
+            raise CheckFailed(self.title, str(exc)) from exc
         print(self.success or f"✔ {self.title}: all checks passed.")

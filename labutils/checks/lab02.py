@@ -1,11 +1,16 @@
-"""Self-checks of lab 02 (backpropagation through time in NumPy).
+"""Self-checks of lab 02 (backpropagation through time in NumPy): inputs, probes, hints for errors.
 
-The oracles are PyTorch autograd in float64 (the backward passes), ``torch.nn.utils.clip_grad_norm_``
-(clipping) and ``torch.optim.Adagrad`` (the update). When an answer is off, the judge compares it
-with the autograd gradients of the usual slips -- tanh's derivative forgotten or taken at the
-wrong state, a gradient transposed, the bias gradient not summed over the batch, the gradients
-overwritten instead of accumulated over time, the hidden-state gradient not carried back -- and
-names the one it matches.
+The judges (``labutils.checks.judges.lab02``) compare with PyTorch in float64: autograd for the
+backward passes, ``torch.nn.utils.clip_grad_norm_`` for clipping, ``torch.optim.Adagrad`` for the
+update, and the whole model (embedding, ``nn.RNN``, linear layer, cross-entropy) for the training
+step. When an answer is off they compare it with the gradients of the usual slips -- tanh's
+derivative forgotten or taken at the wrong point, a gradient transposed, the loop over time
+running forwards or skipping a step, ``dh_next`` carried wrongly, ``h[:, t-1]`` at t = 0 -- and
+name the one it matches.
+
+Gradients are named after what they differentiate with a ``d`` in front (``W_hh`` -> ``dW_hh``),
+everywhere in lab 02: the dicts the backward passes return, and the ``grads`` that
+``clip_gradients`` and ``adagrad_update`` receive.
 
 In a notebook::
 
@@ -14,31 +19,21 @@ In a notebook::
     lab02.check_backward(rnn_backward)
     lab02.check_clip(clip_gradients)
     lab02.check_adagrad(adagrad_update)
+    lab02.check_train_step(train_step)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .core import Check, assert_finite, assert_shape, rel_error
+from .core import Check, unpack
 
-TOL = 1e-7
 B, T, D, H = 3, 5, 4, 6  # all different, so that a swapped axis shows in the shape
 PARAMS = ("W_xh", "W_hh", "b_h")
-
-
-def _t(a, grad: bool = False):
-    import torch
-
-    return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
-
-
-def _np(t) -> np.ndarray:
-    return t.detach().numpy().copy()
-
-
-def _close(a, b, tol: float = TOL) -> bool:
-    return np.shape(a) == np.shape(b) and bool(np.all(np.isfinite(a))) and rel_error(a, b) <= tol
+SHAPES = {"W_xh": (H, D), "W_hh": (H, H), "b_h": (H,)}
+CELL_GRADS = ("dx_t", "dh_prev", "dW_xh", "dW_hh", "db_h")
+SEQ_GRADS = ("dx", "dh0", "dW_xh", "dW_hh", "db_h")
+JUDGES = "labutils.checks.judges.lab02"
 
 
 def _params(rng) -> dict:
@@ -49,119 +44,46 @@ def _params(rng) -> dict:
     }
 
 
-def _judge_gradients(got: dict, want: dict, slips: list[tuple[str, dict, str]], shape_hints: dict) -> None:
-    """Compare each gradient; on a mismatch, name the slip whose gradients it matches.
-
-    ``slips`` holds ``(label, {name: array}, advice)``: a slip matches a name when its array
-    for that name equals the student's.
-    """
-    for name, ref in want.items():
-        if name not in got:
-            raise AssertionError(f"the result has no {name!r}: return a dict with keys {sorted(want)}.")
-        g = got[name]
-        if np.shape(g) != ref.shape:
-            if np.ndim(g) == 2 and np.shape(g) == ref.T.shape:
-                raise AssertionError(
-                    f"{name} has shape {np.shape(g)}, expected {ref.shape}: the gradient is transposed. "
-                    f"A gradient has the shape of what it differentiates; swap the factors of the product."
-                )
-            assert_shape(name, g, ref.shape, shape_hints.get(name, ""))
-        assert_finite(name, g)
-        if _close(g, ref):
-            continue
-        for _label, arrays, advice in slips:
-            if name in arrays and _close(g, arrays[name]):
-                raise AssertionError(f"{name} is wrong. {advice}")
-        if ref.ndim == 2 and ref.shape[0] == ref.shape[1] and _close(g, ref.T):
-            raise AssertionError(
-                f"{name} is transposed: it matches the transpose of the true gradient. "
-                "Swap the order of the outer product (dz.T @ h_prev, not h_prev.T @ dz)."
-            )
-        if _close(-g, ref):
-            raise AssertionError(f"{name} has the wrong sign.")
-        if np.allclose(g, 0):
-            raise AssertionError(f"{name} is all zeros: is it computed (and accumulated) at all?")
+def _gradient_dict(result, what: str, keys) -> dict:
+    if not isinstance(result, dict):
         raise AssertionError(
-            f"{name} differs from PyTorch autograd: relative error {rel_error(g, ref):.1e} (want < {TOL:.0e}). "
-            "Write the chain rule one factor at a time and check each shape."
+            f"{what} must return a dict with keys {', '.join(keys)}; it returned a {type(result).__name__}."
         )
+    missing = [k for k in keys if k not in result]
+    if missing:
+        raise AssertionError(f"the dict returned by {what} has no {missing}; its keys: {sorted(result)}.")
+    return {k: result[k] for k in keys}
+
+
+_BACKWARD_PRODUCTS = (
+    "Let the shapes decide the order of the factors: a gradient has the shape of what it differentiates. dz_t is "
+    "(B, H); dx_t = dz_t @ W_xh is (B, D); dh_prev = dz_t @ W_hh is (B, H); dW_xh = dz_t.T @ x_t is (H, D); "
+    "dW_hh = dz_t.T @ h_prev is (H, H)."
+)
 
 
 # ------------------------------------------------------------------------------ cell backward
 def _cell_inputs(rng):
     import torch
 
+    from .core import as_numpy, tensor64
+
     p = _params(rng)
     x_t, h_prev = rng.normal(size=(B, D)), rng.normal(size=(B, H)) * 0.5
     with torch.no_grad():  # the forward pass by PyTorch, so that no NumPy answer lives here
         cell = torch.nn.RNNCell(D, H).double()
-        cell.weight_ih.copy_(_t(p["W_xh"]))
-        cell.weight_hh.copy_(_t(p["W_hh"]))
-        cell.bias_ih.copy_(_t(p["b_h"]))
+        cell.weight_ih.copy_(tensor64(p["W_xh"]))
+        cell.weight_hh.copy_(tensor64(p["W_hh"]))
+        cell.bias_ih.copy_(tensor64(p["b_h"]))
         cell.bias_hh.zero_()
-        h_t = _np(cell(_t(x_t), _t(h_prev)))
+        h_t = as_numpy(cell(tensor64(x_t), tensor64(h_prev)))
     return {"dh_t": rng.normal(size=(B, H)), "x_t": x_t, "h_prev": h_prev, "h_t": h_t, **p}
 
 
 def _probe_cell(objs, inp):
     params = {k: inp[k].copy() for k in PARAMS}
-    g = objs["rnn_cell_backward"](
-        inp["dh_t"].copy(), inp["x_t"].copy(), inp["h_prev"].copy(), inp["h_t"].copy(), params
-    )
-    if not isinstance(g, dict):
-        raise TypeError("rnn_cell_backward must return a dict with keys dx_t, dh_prev, dW_xh, dW_hh, db_h")
-    return g
-
-
-_CELL_NAMES = {"dx_t": "x_t", "dh_prev": "h_prev", "dW_xh": "W_xh", "dW_hh": "W_hh", "db_h": "b_h"}
-
-
-def _cell_autograd(inp, upstream_of_z=None):
-    """Gradients of sum(h_t * dh_t) (or of sum(z_t * upstream_of_z)) by autograd: {"dx_t": ..., ...}."""
-    import torch
-
-    leaves = {k: _t(inp[k], grad=True) for k in ("x_t", "h_prev", *PARAMS)}
-    z = leaves["x_t"] @ leaves["W_xh"].T + leaves["h_prev"] @ leaves["W_hh"].T + leaves["b_h"]
-    loss = (torch.tanh(z) * _t(inp["dh_t"])).sum() if upstream_of_z is None else (z * _t(upstream_of_z)).sum()
-    loss.backward()
-    return {f"d{k}": _np(v.grad) for k, v in leaves.items()}
-
-
-def _judge_cell(inp, out):
-    want = _cell_autograd(inp)
-    dz = inp["dh_t"] * (1 - inp["h_t"] ** 2)
-    no_tanh = _cell_autograd(inp, upstream_of_z=inp["dh_t"])
-    at_prev = _cell_autograd(inp, upstream_of_z=inp["dh_t"] * (1 - inp["h_prev"] ** 2))
-    sq = _cell_autograd(inp, upstream_of_z=inp["dh_t"] * (1 - inp["h_t"]))
-    slips = [
-        (
-            "no tanh'",
-            no_tanh,
-            "It matches the gradient without tanh's derivative: multiply dh_t by (1 - h_t**2) to get dz_t first.",
-        ),
-        (
-            "tanh' at h_prev",
-            at_prev,
-            "It uses tanh's derivative at h_prev: the derivative is 1 - h_t**2, at the cell's own output h_t.",
-        ),
-        ("1 - h", sq, "It uses 1 - h_t: tanh's derivative is 1 - h_t**2 (squared)."),
-        (
-            "W_hh not transposed",
-            {"dh_prev": dz @ inp["W_hh"].T},
-            "dh_prev = dz_t @ W_hh (no .T): h_prev enters as h_prev @ W_hh.T, so its gradient is dz @ W_hh.",
-        ),
-        ("db_h batch 0", {"db_h": dz[0]}, "db_h must add the contributions of every example: dz_t.sum(axis=0)."),
-        (
-            "db_h mean",
-            {"db_h": dz.mean(axis=0)},
-            "db_h is the mean over the batch: it must be the sum (the loss is a sum over examples).",
-        ),
-    ]
-    hints = {"db_h": "The bias gradient has the bias's shape (H,): sum dz_t over the batch axis."}
-    missing = [k for k in _CELL_NAMES if k not in out]
-    if missing:
-        raise AssertionError(f"the dict returned by rnn_cell_backward has no {missing}; keys: {sorted(out)}")
-    _judge_gradients(out, want, slips, hints)
+    args = (inp["dh_t"].copy(), inp["x_t"].copy(), inp["h_prev"].copy(), inp["h_t"].copy(), params)
+    return _gradient_dict(objs["rnn_cell_backward"](*args), "rnn_cell_backward", CELL_GRADS)
 
 
 check_cell_backward = Check(
@@ -170,7 +92,13 @@ check_cell_backward = Check(
     needs=("rnn_cell_backward",),
     make_inputs=_cell_inputs,
     probe=_probe_cell,
-    judge=_judge_cell,
+    judge=f"{JUDGES}:judge_cell",
+    hints={
+        "matmul": _BACKWARD_PRODUCTS,
+        "broadcast": "dz_t = dh_t * (1 - h_t**2) is elementwise on two (B, H) arrays; db_h sums dz_t over the "
+        "batch axis, dz_t.sum(axis=0), to get (H,).",
+        "key": "params holds W_xh, W_hh and b_h.",
+    },
 )
 
 
@@ -178,92 +106,29 @@ check_cell_backward = Check(
 def _seq_inputs(rng):
     import torch
 
+    from .core import as_numpy, tensor64
+
     p = _params(rng)
     x, h0 = rng.normal(size=(B, T, D)), rng.normal(size=(B, H)) * 0.5
     with torch.no_grad():
         rnn = torch.nn.RNN(D, H, batch_first=True).double()
-        rnn.weight_ih_l0.copy_(_t(p["W_xh"]))
-        rnn.weight_hh_l0.copy_(_t(p["W_hh"]))
-        rnn.bias_ih_l0.copy_(_t(p["b_h"]))
+        rnn.weight_ih_l0.copy_(tensor64(p["W_xh"]))
+        rnn.weight_hh_l0.copy_(tensor64(p["W_hh"]))
+        rnn.bias_ih_l0.copy_(tensor64(p["b_h"]))
         rnn.bias_hh_l0.zero_()
-        h = _np(rnn(_t(x), _t(h0)[None])[0])
+        h = as_numpy(rnn(tensor64(x), tensor64(h0)[None])[0])
     return {"dh": rng.normal(size=(B, T, H)), "x": x, "h0": h0, "h": h, **p}
 
 
 def _probe_seq(objs, inp):
-    params = {k: inp[k].copy() for k in PARAMS}
-    g = objs["rnn_backward"](inp["dh"].copy(), inp["x"].copy(), inp["h0"].copy(), inp["h"].copy(), params)
-    if not isinstance(g, dict):
-        raise TypeError("rnn_backward must return a dict with keys dx, dh0, dW_xh, dW_hh, db_h")
-    return g
-
-
-def _seq_autograd(inp, *, carry: bool = True, only_last_dh: bool = False):
-    """Autograd through an unrolled RNN with one copy of each weight per step.
-
-    Returns the gradients (summed over steps) plus, per step, the weights' gradients at that step:
-    ``per_step[t]`` is what a loop that overwrote instead of accumulating would keep after step t.
-    ``carry=False`` cuts the hidden-state path between steps (no BPTT); ``only_last_dh`` keeps the
-    loss of the last step only.
-    """
-    import torch
-
-    x = _t(inp["x"], grad=True)
-    h0 = _t(inp["h0"], grad=True)
-    copies = [{k: _t(inp[k], grad=True) for k in PARAMS} for _ in range(T)]
-    h_t, loss = h0, 0.0
-    dh = _t(inp["dh"])
-    for t in range(T):
-        p = copies[t]
-        prev = h_t if carry else h_t.detach()
-        h_t = torch.tanh(x[:, t] @ p["W_xh"].T + prev @ p["W_hh"].T + p["b_h"])
-        if not only_last_dh or t == T - 1:
-            loss = loss + (h_t * dh[:, t]).sum()
-    loss.backward()
-    per_step = [{f"d{k}": _np(c[k].grad) for k in PARAMS} for c in copies]
-    total = {f"d{k}": sum(s[f"d{k}"] for s in per_step) for k in PARAMS}
-    total["dx"] = _np(x.grad)
-    total["dh0"] = _np(h0.grad) if h0.grad is not None else np.zeros_like(inp["h0"])
-    return total, per_step
-
-
-def _judge_seq(inp, out):
-    want, per_step = _seq_autograd(inp)
-    no_carry, _ = _seq_autograd(inp, carry=False)
-    last_only, _ = _seq_autograd(inp, only_last_dh=True)
-    slips = [
-        (
-            "overwrite, backward loop",
-            per_step[0],
-            "It holds only the contribution of step 0: the weights are "
-            "shared by every step, so add each step's gradient (dW_hh += ...), do not overwrite it.",
-        ),
-        (
-            "overwrite, forward loop",
-            per_step[-1],
-            "It holds only the contribution of the last step: accumulate "
-            "(+=) the weight gradients over all time steps.",
-        ),
-        (
-            "no carry",
-            no_carry,
-            "The gradient does not flow back through time: at step t use dh[:, t] plus the "
-            "dh_prev returned by step t+1.",
-        ),
-        (
-            "last dh only",
-            last_only,
-            "Only dh[:, -1] is used: every step's output contributes, add dh[:, t] at each step t (many-to-many).",
-        ),
-    ]
-    hints = {"dx": f"dx has the shape of x, (B, T, D) = {(B, T, D)}.", "dh0": f"dh0 has the shape of h0, {(B, H)}."}
-    names = ("dx", "dh0", "dW_xh", "dW_hh", "db_h")
-    missing = [k for k in names if k not in out]
-    if missing:
-        raise AssertionError(f"the dict returned by rnn_backward has no {missing}; keys: {sorted(out)}")
-    if np.allclose(out["dh0"], 0) and not np.allclose(want["dh0"], 0):
-        raise AssertionError("dh0 is all zeros: return the dh_prev of the first step (t = 0) as dh0.")
-    _judge_gradients(out, {k: want[k] for k in names}, slips, hints)
+    """Two calls with the same inputs: the second shows whether anything carries over between calls."""
+    out = {}
+    for prefix in ("", "again_"):
+        params = {k: inp[k].copy() for k in PARAMS}
+        args = (inp["dh"].copy(), inp["x"].copy(), inp["h0"].copy(), inp["h"].copy(), params)
+        grads = _gradient_dict(objs["rnn_backward"](*args), "rnn_backward", SEQ_GRADS)
+        out.update({prefix + k: v for k, v in grads.items()})
+    return out
 
 
 check_backward = Check(
@@ -272,76 +137,39 @@ check_backward = Check(
     needs=("rnn_backward",),
     make_inputs=_seq_inputs,
     probe=_probe_seq,
-    judge=_judge_seq,
+    judge=f"{JUDGES}:judge_backward",
+    hints={
+        "index": "The steps are t = T - 1 down to 0: reversed(range(T)). h[:, t] is the state after step t, so "
+        "the state before step t is h[:, t - 1] for t > 0 and h0 for t = 0.",
+        "matmul": "rnn_cell_backward(dh_t, x_t, h_prev, h_t, params) takes (B, ...) slices of one step: "
+        "dh[:, t] + dh_next, x[:, t], the state before step t, and h[:, t], in that order.",
+        "broadcast": "dh[:, t] and dh_next are both (B, H); dx[:, t] = the step's dx_t (B, D); the weight "
+        "gradients are added up over the steps in arrays shaped like the weights (np.zeros_like(params[...])).",
+        "key": "rnn_cell_backward returns dx_t, dh_prev, dW_xh, dW_hh and db_h; rnn_backward returns dx, dh0, "
+        "dW_xh, dW_hh and db_h.",
+    },
 )
 
 
 # -------------------------------------------------------------------------------- clipping
-_CLIP_SHAPES = {"W_xh": (H, D), "W_hh": (H, H), "b_h": (H,)}
-
-
 def _clip_inputs(rng):
-    big = {f"big_{k}": rng.normal(size=s) * 4 for k, s in _CLIP_SHAPES.items()}
-    small = {f"small_{k}": rng.normal(size=s) * 0.05 for k, s in _CLIP_SHAPES.items()}
+    big = {f"big_d{k}": rng.normal(size=s) * 4 for k, s in SHAPES.items()}
+    small = {f"small_d{k}": rng.normal(size=s) * 0.05 for k, s in SHAPES.items()}
     return {**big, **small, "max_norm": 5.0}
 
 
 def _probe_clip(objs, inp):
     out = {}
     for case in ("big", "small"):
-        grads = {k: inp[f"{case}_{k}"].copy() for k in _CLIP_SHAPES}
-        clipped, norm = objs["clip_gradients"](grads, float(inp["max_norm"]))
+        grads = {f"d{k}": inp[f"{case}_d{k}"].copy() for k in SHAPES}
+        result = objs["clip_gradients"](grads, float(inp["max_norm"]))
+        clipped, norm = unpack(result, 2, "clip_gradients must return two things, (clipped gradients, norm)")
         out[f"{case}_norm"] = norm
-        for k in _CLIP_SHAPES:
-            out[f"{case}_{k}"] = clipped[k]
+        missing = [k for k in grads if k not in clipped]
+        if missing:
+            raise AssertionError(f"the clipped gradients have no {missing}: keep every name of grads.")
+        out.update({f"{case}_{k}": clipped[k] for k in grads})
     return out
-
-
-def _judge_clip(inp, out):
-    import torch
-
-    max_norm = float(inp["max_norm"])
-    for case in ("big", "small"):
-        g = {k: inp[f"{case}_{k}"] for k in _CLIP_SHAPES}
-        tensors = [_t(v) for v in g.values()]
-        for t in tensors:
-            t.grad = t.detach().clone()
-        total = float(torch.nn.utils.clip_grad_norm_(tensors, max_norm))
-        want = {k: _np(t.grad) for k, t in zip(g, tensors, strict=True)}
-        norm = float(np.asarray(out[f"{case}_norm"]))
-        if not np.isclose(norm, total, rtol=1e-9):
-            if np.isclose(norm, sum(np.linalg.norm(v) for v in g.values())):
-                raise AssertionError(
-                    "the returned norm is the sum of the arrays' norms: the global norm is "
-                    "sqrt(sum of every squared entry of every array)."
-                )
-            raise AssertionError(
-                f"the returned norm is {norm:.4g}, expected the global norm {total:.4g} "
-                "(of all gradients together, before clipping)."
-            )
-        for k in _CLIP_SHAPES:
-            got = out[f"{case}_{k}"]
-            assert_shape(k, got, g[k].shape)
-            if _close(got, want[k], 1e-6):  # torch divides by (norm + 1e-6)
-                continue
-            if case == "small":
-                raise AssertionError(
-                    f"{k} changed although the global norm {total:.3g} is below max_norm={max_norm}: "
-                    "only scale gradients *down* (by min(1, max_norm / norm))."
-                )
-            if _close(got, np.clip(g[k], -max_norm, max_norm)):
-                raise AssertionError(
-                    f"{k} was clipped entry by entry (np.clip): that is clipping by value. "
-                    "Scale every array by the same factor max_norm / global_norm instead."
-                )
-            if _close(got, g[k] * max_norm / np.linalg.norm(g[k]), 1e-6):
-                raise AssertionError(
-                    f"{k} was scaled by its own norm: use one global norm over all gradients, "
-                    "so that the update keeps its direction."
-                )
-            raise AssertionError(
-                f"{k} differs from torch.nn.utils.clip_grad_norm_: relative error {rel_error(got, want[k]):.1e}."
-            )
 
 
 check_clip = Check(
@@ -350,84 +178,34 @@ check_clip = Check(
     needs=("clip_gradients",),
     make_inputs=_clip_inputs,
     probe=_probe_clip,
-    judge=_judge_clip,
+    judge=f"{JUDGES}:judge_clip",
+    hints={
+        "type": "grads is a dict of arrays: loop over grads.values() (or .items()) to add up their squares.",
+    },
 )
 
 
 # ---------------------------------------------------------------------------------- Adagrad
 def _adagrad_inputs(rng):
-    p = {f"p_{k}": rng.normal(size=s) for k, s in _CLIP_SHAPES.items()}
-    g1 = {f"g1_{k}": rng.normal(size=s) for k, s in _CLIP_SHAPES.items()}
-    g2 = {f"g2_{k}": rng.normal(size=s) * 3 for k, s in _CLIP_SHAPES.items()}
+    p = {f"p_{k}": rng.normal(size=s) for k, s in SHAPES.items()}
+    g1 = {f"g1_{k}": rng.normal(size=s) for k, s in SHAPES.items()}
+    g1["g1_W_xh"][0] = 0.0  # a row with no gradient yet, like the embedding row of an unseen character
+    g1["g1_b_h"][:2] = 0.0
+    g2 = {f"g2_{k}": rng.normal(size=s) * 3 for k, s in SHAPES.items()}
     return {**p, **g1, **g2, "lr": 0.1}
 
 
 def _probe_adagrad(objs, inp):
-    params = {k: inp[f"p_{k}"].copy() for k in _CLIP_SHAPES}
+    params = {k: inp[f"p_{k}"].copy() for k in SHAPES}
     memory = {k: np.zeros_like(v) for k, v in params.items()}
     out = {}
     for step in (1, 2):
-        grads = {k: inp[f"g{step}_{k}"].copy() for k in _CLIP_SHAPES}
+        grads = {f"d{k}": inp[f"g{step}_{k}"].copy() for k in SHAPES}
         objs["adagrad_update"](params, grads, memory, float(inp["lr"]))
-        for k in _CLIP_SHAPES:
+        for k in SHAPES:
             out[f"s{step}_p_{k}"] = params[k].copy()
             out[f"s{step}_m_{k}"] = memory[k].copy()
     return out
-
-
-def _judge_adagrad(inp, out):
-    import torch
-
-    lr = float(inp["lr"])
-    tensors = {k: _t(inp[f"p_{k}"], grad=True) for k in _CLIP_SHAPES}
-    opt = torch.optim.Adagrad(tensors.values(), lr=lr, eps=1e-8)
-    for step in (1, 2):
-        for k, t in tensors.items():
-            t.grad = _t(inp[f"g{step}_{k}"])
-        opt.step()
-        for k, t in tensors.items():
-            p0 = inp[f"p_{k}"] if step == 1 else out[f"s1_p_{k}"]
-            g = inp[f"g{step}_{k}"]
-            want_p = _np(t)
-            want_m = _np(opt.state[t]["sum"])
-            got_p, got_m = out[f"s{step}_p_{k}"], out[f"s{step}_m_{k}"]
-            assert_shape(f"params[{k!r}]", got_p, want_p.shape)
-            assert_shape(f"memory[{k!r}]", got_m, want_m.shape)
-            if step == 1 and np.allclose(got_m, 0):
-                raise AssertionError(
-                    "memory is still all zeros after a step: update it in place "
-                    "(memory[name] += grad**2), do not rebind a local name."
-                )
-            if step == 1 and _close(got_p, inp[f"p_{k}"], 1e-15):
-                raise AssertionError("the parameters did not change: update them in place (params[name] -= ...).")
-            if not _close(got_m, want_m):
-                if step == 2 and _close(got_m, g**2):
-                    raise AssertionError(
-                        "memory holds only the last squared gradient: Adagrad *accumulates* "
-                        "them, memory[name] += grad**2."
-                    )
-                raise AssertionError(
-                    f"memory[{k!r}] differs from torch.optim.Adagrad's sum of squared gradients: "
-                    f"relative error {rel_error(got_m, want_m):.1e}."
-                )
-            if _close(got_p, want_p):
-                continue
-            step_taken = got_p - p0
-            if _close(step_taken, lr * g / (np.sqrt(want_m) + 1e-8)):
-                raise AssertionError(f"params[{k!r}] moved uphill: subtract the step (params -= ...).")
-            if _close(step_taken, -lr * g / (want_m + 1e-8)):
-                raise AssertionError(
-                    "the step divides by the memory itself: divide by its square root, "
-                    "lr * grad / (np.sqrt(memory) + eps)."
-                )
-            if step == 1 and (np.abs(step_taken) > 1e3).any():
-                raise AssertionError(
-                    "the first step is enormous: add grad**2 to the memory *before* dividing by its square root."
-                )
-            raise AssertionError(
-                f"params[{k!r}] after step {step} differs from torch.optim.Adagrad: relative "
-                f"error {rel_error(got_p, want_p):.1e}."
-            )
 
 
 check_adagrad = Check(
@@ -436,5 +214,57 @@ check_adagrad = Check(
     needs=("adagrad_update",),
     make_inputs=_adagrad_inputs,
     probe=_probe_adagrad,
-    judge=_judge_adagrad,
+    judge=f"{JUDGES}:judge_adagrad",
+    hints={
+        "key": 'The gradients carry a "d" in front of the name of what they differentiate, as everywhere in this '
+        'lab: the gradient of params["W_hh"] is grads["dW_hh"], and memory has the names of params.',
+    },
+)
+
+
+# ---------------------------------------------------------------------- the training step
+STEP_V, STEP_D, STEP_H, STEP_B, STEP_T = 7, 3, 5, 2, 6
+STEP_NAMES = ("E", "W_xh", "W_hh", "b_h", "W_hy", "b_y")
+STEP_CLIPS = (100.0, 0.05)  # the first call never clips, the second always does
+
+
+def _step_inputs(rng):
+    V, D, H = STEP_V, STEP_D, STEP_H
+    shapes = {"E": (V, D), "W_xh": (H, D), "W_hh": (H, H), "b_h": (H,), "W_hy": (V, H), "b_y": (V,)}
+    inp = {f"p_{k}": rng.normal(size=s) * (1.0 if k == "E" else 0.5) for k, s in shapes.items()}
+    for call in (1, 2):
+        inp[f"inputs{call}"] = rng.integers(0, V - 1, size=(STEP_B, STEP_T))  # id V - 1 unread: a zero row of dE
+        inp[f"targets{call}"] = rng.integers(0, V, size=(STEP_B, STEP_T))
+    inp["h0"] = rng.normal(size=(STEP_B, H)) * 0.5
+    inp["lr"] = 0.1
+    return inp
+
+
+def _probe_step(objs, inp):
+    params = {k: inp[f"p_{k}"].copy() for k in STEP_NAMES}
+    memory = {k: np.zeros_like(v) for k, v in params.items()}
+    out = {}
+    for call, clip in zip((1, 2), STEP_CLIPS):
+        args = (inp[f"inputs{call}"].copy(), inp[f"targets{call}"].copy(), inp["h0"].copy(), float(inp["lr"]), clip)
+        result = objs["train_step"](params, memory, *args)
+        loss, h = unpack(result, 2, "train_step must return two things, (loss, the last hidden state)")
+        out[f"loss{call}"], out[f"h{call}"] = float(loss), np.array(h)
+        out.update({f"s{call}_p_{k}": params[k].copy() for k in STEP_NAMES})
+        out.update({f"s{call}_m_{k}": np.array(memory[k]) for k in STEP_NAMES})
+    return out
+
+
+check_train_step = Check(
+    grade_id="lab02-train-step",
+    title="training step",
+    needs=("train_step",),
+    make_inputs=_step_inputs,
+    probe=_probe_step,
+    judge=f"{JUDGES}:judge_train_step",
+    hints={
+        "key": 'char_lm_loss_and_grads returns the gradients named with a "d" (dE, dW_xh, ...), which is what '
+        "clip_gradients and adagrad_update take.",
+        "unpack": "char_lm_loss_and_grads returns three things, (loss, grads, last hidden state); clip_gradients "
+        "returns two, (clipped grads, norm).",
+    },
 )
