@@ -36,6 +36,7 @@ _LAZY = (
     "doctor",
     "execute",
     "grading",
+    "hosting",
     "layers",
     "metrics",
     "models",

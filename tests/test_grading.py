@@ -741,3 +741,16 @@ def test_only_the_tail_of_a_log_is_read(tmp_path):
 
     (tmp_path / "worker.log").write_bytes(b"x" * 5_000_000 + b"the end")
     assert read_tail(tmp_path / "worker.log", 7) == b"the end"
+
+
+def test_an_error_in_the_students_code_reaches_the_feedback_as_the_checks_advice():
+    from labutils.grading.judging import _raised
+    from labutils.grading.labs import Item
+
+    item = Item("lab01-softmax", 2.0, False, "stable softmax")
+    advice = "softmax raised ValueError: operands could not be broadcast. Keep the summed axis: keepdims=True."
+    result = _raised(item, {"type": "StudentCodeError", "message": advice, "where": "line 3: s = z.sum(axis=1)"})
+    assert result.message == advice + " (at line 3: s = z.sum(axis=1))"
+    assert result.points == 0.0
+    other = _raised(item, {"type": "KeyError", "message": "'W_xh'", "where": ""})
+    assert other.message == "your code raised KeyError: 'W_xh'"

@@ -156,7 +156,11 @@ def _raised(item: Item, err: dict) -> ItemResult:
         )
     if kind == "MissingFile":
         return ItemResult(item, ItemStatus.NOT_DONE, 0.0, message)
-    text = f"your code raised {kind}: {message}".rstrip(": ") + (f" (at {line})" if line else "")
+    if kind == "StudentCodeError":  # the check's own advice already names the function and its error
+        text = message
+    else:
+        text = f"your code raised {kind}: {message}".rstrip(": ")
+    text += f" (at {line})" if line else ""
     return ItemResult(item, ItemStatus.ERROR, 0.0, text)
 
 
