@@ -30,6 +30,7 @@ def pytest_ignore_collect(collection_path, config):
 HEAVY_SCOPES = (
     "tests/test_grading.py",  # grades every real lab twice (solution; untouched, which runs it up to the stubs)
     "tests/browser",  # one JupyterLab and one browser tab for the whole folder
+    "tests/test_nbgrader_client.py",  # nbgrader generates every lab and autogrades four, whole notebooks
     "tests/test_notebooks.py",  # generate --check, twice
     "tests/test_bench_numpy_lm.py",
     "tests/test_cli.py",
