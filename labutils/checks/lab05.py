@@ -16,6 +16,7 @@ code and nothing else); the oracles, the slips and their advice live in
 
 from __future__ import annotations
 
+import re
 import traceback
 from pathlib import Path
 
@@ -43,9 +44,12 @@ def key(name: str) -> str:
 
 
 # ------------------------------------------------------------------------ student errors
+_LIBRARY = re.compile(r"site-packages|/lib/python|\.pyx$|(^|/)(numpy|torch)/")
+
+
 def _is_student_frame(filename: str) -> bool:
-    """Frames of the notebook's code: not labutils, not an installed package."""
-    return not (filename.startswith(_LABUTILS) or "site-packages" in filename or "/lib/python" in filename)
+    """Frames of the notebook's code: not labutils, not an installed package or its compiled parts."""
+    return not (filename.startswith(_LABUTILS) or _LIBRARY.search(filename))
 
 
 def student_error(exc: BaseException) -> dict:
