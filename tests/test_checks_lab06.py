@@ -183,6 +183,14 @@ def test_sample_next_names_each_slip(kind, message):
         lab06.check_sample_next(sample_next(kind))
 
 
+def test_an_error_shows_the_students_line_and_no_library_frame():
+    with pytest.raises(AssertionError) as failed:
+        lab06.check_sample_next(sample_next("float32"))
+    message = str(failed.value)
+    assert message.index("rng.choice checks") < message.index("in your code:")  # the advice comes first
+    assert "test_checks_lab06.py" in message and ".pyx" not in message and "site-packages" not in message
+
+
 def test_sample_next_at_temperature_zero_must_not_divide():
     with pytest.raises(AssertionError, match="(?s)argmax.*before dividing"):
         lab06.check_sample_next(naive_zero_temperature)

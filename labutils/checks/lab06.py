@@ -134,7 +134,7 @@ def _probe_loop(objs, inp) -> dict:
     batches = [(inp[f"x{k}"].copy(), inp[f"y{k}"].copy()) for k in range(K)]  # as StreamBatches yields them
     try:
         losses = objs["train_streams"](model, optimizer, batches, CLIP)
-        losses = [float(loss) for loss in losses]
+        losses = [float(torch.as_tensor(loss).detach()) for loss in losses]
     except Exception as exc:  # noqa: BLE001
         return {f"loop_{k}": v for k, v in student_error(exc).items()}
     out = {"loop_losses": np.asarray(losses, dtype=np.float64), "loop_calls": len(model.calls)}
