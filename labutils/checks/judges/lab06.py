@@ -3,7 +3,8 @@
 * Truncated BPTT: the probe's small model is rebuilt from its initial weights with PyTorch layers
   in float64 and trained by hand -- the right way and in each slip's way -- on the same batches.
 * Sampling: frequencies over many draws against ``softmax(logits / temperature)`` restricted to
-  the ``top_k`` best, with a tolerance of ``Z_MAX`` standard errors per outcome.
+  the ``top_k`` best: an exact binomial test for each outcome, which a right sampler fails with
+  probability ``ALPHA``.
 * Generation: the small model decoded one character at a time, greedily and in probability.
 """
 
@@ -34,8 +35,7 @@ from ..lab06 import (
 )
 from .lab05 import close, explain_error, load_weights, tensor64
 
-Z_MAX = 5.0  # a right answer fails a 5-sigma test on one outcome about once in 1.7 million
-MIN_EXPECTED = 10  # outcomes expected fewer times than this are pooled before the test
+ALPHA = 1e-6  # how often a right sampler's count of one outcome fails the test
 
 # ------------------------------------------------------------------------- truncated BPTT
 DETACH = (
@@ -291,21 +291,29 @@ SAMPLE_SLIPS = {
 }
 
 
-def _z(counts: np.ndarray, p: np.ndarray, n: int) -> float:
-    """The largest deviation of counts from n * p, in standard errors; inf where p = 0 was drawn.
+def _binomial_tails(count: int, n: int, p: float) -> tuple[float, float]:
+    """P(X <= count) and P(X >= count) for X ~ Binomial(n, p), from log-factorials (exact, no SciPy)."""
+    log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1)))])
+    j = np.arange(n + 1)
+    with np.errstate(divide="ignore"):
+        log_pmf = log_fact[n] - log_fact[j] - log_fact[n - j] + j * np.log(p) + (n - j) * np.log1p(-p)
+    pmf = np.exp(log_pmf)
+    return float(pmf[: count + 1].sum()), float(pmf[count:].sum())
 
-    Outcomes expected fewer than ``MIN_EXPECTED`` times are pooled into one, so that the normal
-    approximation holds for every count compared.
+
+def consistent(counts, p, n: int) -> bool:
+    """Whether ``counts`` of ``n`` draws can come from probabilities ``p``.
+
+    An outcome of probability 0 must never be drawn; every other count must pass a two-sided exact
+    binomial test at level ``ALPHA`` (a right sampler fails it about once in a million per outcome).
     """
-    counts, p = np.asarray(counts, dtype=np.float64), np.asarray(p, dtype=np.float64)
-    if np.any((p == 0) & (counts > 0)):
-        return np.inf
-    rare = (p > 0) & (n * p < MIN_EXPECTED)
-    counts = np.append(counts[~rare], counts[rare].sum())
-    p = np.append(p[~rare], p[rare].sum())
-    inside = (p > 0) & (p < 1) & (n * p >= MIN_EXPECTED)
-    sd = np.sqrt(n * p[inside] * (1 - p[inside]))
-    return float(np.max(np.abs(counts[inside] - n * p[inside]) / sd, initial=0.0))
+    counts, p = np.asarray(counts, dtype=np.int64), np.asarray(p, dtype=np.float64)
+    if np.any((p <= 0) & (counts > 0)):
+        return False
+    for count, q in zip(counts, p, strict=True):
+        if 0 < q < 1 and 2 * min(_binomial_tails(int(count), n, float(q))) < ALPHA:
+            return False
+    return True
 
 
 def _judge_draws(inp, out) -> None:
@@ -317,7 +325,7 @@ def _judge_draws(inp, out) -> None:
             raise AssertionError(f"sample_next({setting}) returned ids outside 0..{len(logits) - 1}.")
         counts = np.bincount(draws, minlength=len(logits))
         p = _expected(logits, temperature, top_k)
-        if _z(counts, p, N_DRAWS) <= Z_MAX:
+        if consistent(counts, p, N_DRAWS):
             continue
         if len(np.unique(draws)) == 1:
             raise AssertionError(
@@ -325,7 +333,7 @@ def _judge_draws(inp, out) -> None:
                 "rng.choice(V, p=probs); only temperature 0 means the argmax."
             )
         for how, advice in SAMPLE_SLIPS.items():
-            if _z(counts, _expected(logits, temperature, top_k, how), N_DRAWS) <= Z_MAX:
+            if consistent(counts, _expected(logits, temperature, top_k, how), N_DRAWS):
                 raise AssertionError(f"sample_next({setting}): {advice}")
         outside = [i for i in range(len(p)) if p[i] == 0 and counts[i] > 0]
         if outside:
@@ -336,7 +344,7 @@ def _judge_draws(inp, out) -> None:
         raise AssertionError(
             f"sample_next({setting}): over {N_DRAWS} draws the frequencies {np.round(counts / N_DRAWS, 3).tolist()} "
             f"are not those of softmax(logits / temperature) on the top-k, {np.round(p, 3).tolist()} "
-            f"(tolerance: {Z_MAX:.0f} standard errors per id)."
+            f"(an exact binomial test per id, which a right sampler fails about once in {1 / ALPHA:,.0f})."
         )
 
 
@@ -459,13 +467,13 @@ def _judge_pairs(out, m) -> None:
     for s in pairs:
         counts[chars.index(s[-2]), chars.index(s[-1])] += 1
     p = _joint(m, GEN_TEMPERATURE)
-    if _z(counts.ravel(), p.ravel(), N_GEN) <= Z_MAX:
+    if consistent(counts.ravel(), p.ravel(), N_GEN):
         return
-    if _z(counts.ravel(), _joint(m, 1.0).ravel(), N_GEN) <= Z_MAX:
+    if consistent(counts.ravel(), _joint(m, 1.0).ravel(), N_GEN):
         raise AssertionError("generate ignores its temperature: pass the temperature on to sample_next.")
     raise AssertionError(
         f"over {N_GEN} samples of two characters at temperature {GEN_TEMPERATURE}, the pairs are not drawn with "
-        f"the model's probabilities (tolerance {Z_MAX:.0f} standard errors): draw each character with "
+        "the model's probabilities (an exact binomial test per pair): draw each character with "
         "sample_next(logits[0, -1], temperature, top_k, rng) and feed it back with the hidden state."
     )
 
