@@ -212,8 +212,9 @@ check_sample_next = Check(
     make_inputs=_sample_inputs,
     probe=_probe_sample_next,
     judge=f"{JUDGES}:judge_sample_next",
-    success=f"✔ sample_next: over {N_DRAWS} draws per setting its frequencies agree with softmax(logits / temperature), "
-    "top-k never leaves the k best, temperature 0 gives the argmax, and a seeded rng reproduces its draws.",
+    success=f"✔ sample_next: over {N_DRAWS} draws per setting its frequencies agree with softmax(logits / "
+    "temperature), top-k never leaves the k best, temperature 0 gives the argmax, and a seeded rng reproduces "
+    "its draws.",
 )
 
 
