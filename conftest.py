@@ -32,6 +32,7 @@ HEAVY_SCOPES = (
     "tests/test_grading.py",  # one grading run over ~30 honest and hostile fixture notebooks, then a loop alone
     "tests/test_checks_lab07.py",  # trains two small models that pass the full budget's thresholds
     "tests/browser",  # one JupyterLab and one browser tab for the whole folder
+    "tests/test_nbgrader_client.py",  # nbgrader generates every lab and autogrades four, whole notebooks
     "tests/test_notebooks.py",  # generate --check, twice
     "tests/test_bench_numpy_lm.py",
     "tests/test_cli.py",

@@ -85,7 +85,7 @@ def _code(nb) -> list[str]:
 
 @pytest.mark.parametrize("path", [p for p in STUDENT if not exercise_cells(p)], ids=lambda p: p.name)
 def test_a_student_notebook_without_code_exercise_is_its_solutions_code(path):
-    """Labs 00, 05 and 06 have no code exercise: the student version runs the solution's code, which
+    """Lab 00 has no code exercise: the student version runs the solution's code, which
     nbval runs whole. (Notebooks with code exercises are run up to their first exercise in
     tests/test_grading_labs.py, from the grader's calibration run of the untouched student notebooks.)"""
     solution = nbformat.read(ROOT / "solutions" / path.name, as_version=4)

@@ -1,0 +1,227 @@
+"""Lab 05's self-checks pass the solution's answers and name each seeded slip."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from exercises import exercise_cells, paste_solution, run_cells
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from labutils.checks import get_check, lab05
+
+SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "05_rnn_configurations.ipynb"
+STUDENT = Path(__file__).resolve().parent.parent / "notebooks" / "05_rnn_configurations.ipynb"
+PRELUDE = "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+PRELUDE += "from torch.nn.utils.rnn import pack_padded_sequence\n"
+
+
+@pytest.fixture(scope="module")
+def solution():
+    """The solution's exercise cells, run as the notebook runs them."""
+    cells = exercise_cells(SOLUTION)
+    return run_cells([PRELUDE, cells["lab05-classifier-code"], cells["lab05-free-running-code"]])
+
+
+# ------------------------------------------------------------------ wrong answers (tests only)
+class Classifier(nn.Module):
+    """The lab's PassageClassifier with a forward that makes the slip ``kind``."""
+
+    def __init__(self, vocab_size, n_classes, embed_dim=64, hidden_size=64, num_layers=1, dropout=0.0, kind="ok"):
+        super().__init__()
+        self.kind = kind
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.rnn = nn.GRU(embed_dim, hidden_size, num_layers=num_layers, batch_first=True)
+        self.drop = nn.Dropout(dropout)
+        self.classify = nn.Linear(hidden_size, n_classes)
+
+    def forward(self, x, lengths):
+        emb, kind = self.embedding(x), self.kind
+        if kind == "padded":
+            _, h_n = self.rnn(emb)
+        elif kind == "sorted_by_hand":
+            lengths, order = torch.sort(lengths, descending=True)
+            _, h_n = self.rnn(pack_padded_sequence(emb[order], lengths, batch_first=True))
+        elif kind == "last_column":
+            packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
+            out, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True)
+            return self.classify(out[:, -1])
+        elif kind == "in_place_sort":
+            lengths.copy_(torch.sort(lengths, descending=True).values)
+            _, h_n = self.rnn(pack_padded_sequence(emb, lengths, batch_first=True))
+        else:
+            sort = kind != "enforce_sorted"
+            batch_first = kind != "time_first"
+            packed = pack_padded_sequence(emb, lengths, batch_first=batch_first, enforce_sorted=not sort)
+            _, h_n = self.rnn(packed)
+        if kind == "every_layer":
+            return self.classify(h_n)
+        if kind == "whole_h_n":
+            return self.classify(h_n.transpose(0, 1).reshape(len(x), -1))
+        logits = self.classify(h_n[0] if kind == "first_layer" else h_n[-1])
+        return logits.softmax(-1) if kind == "softmax" else logits
+
+
+def classifier(kind):
+    def make(*args, **kw):
+        return Classifier(*args, **kw, kind=kind)
+
+    return make
+
+
+def test_classifier_passes_the_solution(solution, capsys):
+    lab05.check_classifier(solution["PassageClassifier"])
+    assert "run alone, unpadded" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("ok", None),
+        ("padded", r"h_n of the \*padded\* batch"),
+        ("enforce_sorted", r"enforce_sorted=False.*\n\nPassageClassifier.forward raised RuntimeError"),
+        ("first_layer", r"h_n\[0\] is the \*first\* layer"),
+        ("sorted_by_hand", "in the order of decreasing length"),
+        ("last_column", "last column of the padded outputs"),
+        ("every_layer", r"one prediction per layer of h_n"),
+        ("whole_h_n", r"\(num_layers, B, H\): take the top layer"),
+        ("time_first", "batch_first=True"),
+        ("softmax", "softmax was applied"),
+        ("in_place_sort", "changed the caller's lengths"),
+    ],
+)
+def test_classifier_names_each_slip(kind, message):
+    if message is None:
+        lab05.check_classifier(classifier(kind))
+        return
+    with pytest.raises(AssertionError, match=message):
+        lab05.check_classifier(classifier(kind))
+
+
+def test_classifier_shows_the_line_of_the_students_code():
+    def make(*args, **kw):
+        model = Classifier(*args, **kw)
+        model.forward = lambda x, lengths: model.classify(torch.zeros(len(x), 99))  # noqa: ARG005
+        return model
+
+    with pytest.raises(AssertionError, match=r"(?s)mat1 and mat2.*in your code:.*test_checks_lab05.py"):
+        lab05.check_classifier(make)
+
+
+def test_a_stub_stays_not_implemented():
+    class Stub(Classifier):
+        def forward(self, x, lengths):
+            raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError):
+        lab05.check_classifier(Stub)
+
+
+# ------------------------------------------------------------------------- free running
+def free_running(kind="ok"):
+    @torch.no_grad()
+    def run(model, prompt, n):
+        logits, hidden = model(prompt[None, :1] if kind == "first_position" else prompt[None])
+        if kind == "fed_twice":
+            logits, hidden = model(prompt[None, -1:], hidden)
+        ids = []
+        for _ in range(n):
+            if kind == "sampled":
+                token = torch.multinomial(logits[0, -1].softmax(-1), 1)[None]
+            else:
+                token = logits[:, -1].argmax(-1, keepdim=True)
+            ids.append(token)
+            if kind == "reset":
+                logits, hidden = model(token)
+            elif kind == "stale":
+                logits, hidden = model(prompt[None, -1:], hidden)
+            else:
+                logits, hidden = model(token, hidden)
+        ids = torch.cat(ids, 1)[0]
+        return torch.cat([prompt, ids]) if kind == "with_prompt" else ids
+
+    return run
+
+
+def continuation_loss(kind="ok"):
+    @torch.no_grad()
+    def loss(model, prefix, cont):
+        P = len(prefix)
+        if kind == "no_prefix":
+            logits, _ = model(cont[None, :-1])
+            return F.cross_entropy(logits[0], cont[1:]).item()
+        x = torch.cat([prefix, cont])[None]
+        logits = model(x)[0][0]
+        if kind == "same_position":
+            return F.cross_entropy(logits[P:], cont).item()
+        if kind == "skip_first":
+            return F.cross_entropy(logits[P:-1], cont[1:]).item()
+        if kind == "with_prefix":
+            return F.cross_entropy(logits[:-1], x[0, 1:]).item()
+        if kind == "per_position":
+            return F.cross_entropy(logits[P - 1 : -1], cont, reduction="none")
+        value = F.cross_entropy(logits[P - 1 : -1], cont, reduction="sum" if kind == "sum" else "mean").item()
+        return value / 0.6931471805599453 if kind == "bits" else value
+
+    return loss
+
+
+def test_free_running_passes_the_solution(solution, capsys):
+    lab05.check_free_running(solution["free_running"], solution["continuation_loss"])
+    assert "feeds back the model's own argmax" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("ok", None),
+        ("reset", "fresh hidden state"),
+        ("stale", "feeds the prompt's last character again"),
+        ("fed_twice", "read twice"),
+        ("first_position", "first position of the prompt"),
+        ("with_prompt", "return only the n new ones"),
+        ("sampled", "it samples"),
+    ],
+)
+def test_free_running_names_each_slip(kind, message):
+    if message is None:
+        lab05.check_free_running(free_running(kind), continuation_loss())
+        return
+    with pytest.raises(AssertionError, match=message):
+        lab05.check_free_running(free_running(kind), continuation_loss())
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("sum", "the sum over the continuation"),
+        ("bits", "in bits"),
+        ("skip_first", "first character of the continuation is not scored"),
+        ("same_position", "at its own position"),
+        ("no_prefix", "never read the prefix"),
+        ("with_prefix", "includes the prefix's own characters"),
+        ("per_position", "one loss per character"),
+    ],
+)
+def test_continuation_loss_names_each_slip(kind, message):
+    with pytest.raises(AssertionError, match=message):
+        lab05.check_free_running(free_running(), continuation_loss(kind))
+
+
+def test_the_student_version_fails_each_check_with_its_stub_and_passes_with_the_answer_pasted_in():
+    student, answers = exercise_cells(STUDENT), exercise_cells(SOLUTION)
+    assert set(student) == {"lab05-classifier-code", "lab05-free-running-code"}
+    stubs = run_cells([PRELUDE, *student.values()])
+    with pytest.raises(NotImplementedError):
+        lab05.check_classifier(stubs["PassageClassifier"])
+    with pytest.raises(NotImplementedError):
+        lab05.check_free_running(stubs["free_running"], stubs["continuation_loss"])
+    pasted = run_cells([PRELUDE, *(paste_solution(student[g], answers[g]) for g in student)])
+    lab05.check_classifier(pasted["PassageClassifier"])
+    lab05.check_free_running(pasted["free_running"], pasted["continuation_loss"])
+
+
+def test_checks_registered_under_grade_ids():
+    for grade_id in ("lab05-classifier", "lab05-free-running"):
+        assert get_check(grade_id).grade_id == grade_id
