@@ -1,8 +1,9 @@
 """Benchmarks: ``python -m labutils bench NAME [--json]``.
 
-Each benchmark module has ``run(quick: bool) -> dict`` which prints what it measures as it goes
-and returns its figures; ``run_bench`` prints them and, with ``--json``, one JSON object on the
-last line.  Ratios are measured within one run: the machines are shared and noisy.
+Each benchmark module has ``run(quick: bool) -> dict`` (``bench grading`` also takes ``copies``)
+which prints what it measures as it goes and returns its figures; ``run_bench`` prints them
+and, with ``--json``, one JSON object on the last line.  Ratios are measured within one run:
+the machines are shared and noisy.
 """
 
 from __future__ import annotations

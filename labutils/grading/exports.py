@@ -182,8 +182,9 @@ def export(out, *, roster: Path, canvas=None, gradescope=None, columns=(), labs=
     except (RosterError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
-    for path, build in ((canvas, canvas_table), (gradescope, gradescope_table)):
+    for path, build, head in ((canvas, canvas_table, 2), (gradescope, gradescope_table, 1)):
         if path is not None:
-            write_table(path, build(people, scores, labs, titles))
-            print(f"wrote {path}: {len(people.people)} students, {len(labs)} lab(s)")
+            table = build(people, scores, labs, titles)
+            write_table(path, table)
+            print(f"wrote {path}: {len(table) - head} students, {len(labs)} lab(s)")
     return report_problems(scores)
