@@ -171,7 +171,6 @@ def kernel_environment(jobs: int) -> dict:
 
     env = {**os.environ, **kernel_env(jobs)}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])  # nbgrader's alembic
-    env.pop("TQDM_DISABLE", None)
     return env
 
 

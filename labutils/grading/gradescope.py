@@ -45,7 +45,7 @@ VISIBILITIES = ("visible", "after_due_date", "after_published", "hidden")
 EXECUTABLE = 0o100755 << 16  # a zip member's Unix mode: a regular file, rwxr-xr-x
 
 SETUP_SH = """#!/usr/bin/env bash
-# Gradescope runs this once, as root, when it builds the autograder's image (Ubuntu).
+# Gradescope runs this once, when it builds the autograder's image (Ubuntu).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
@@ -61,7 +61,7 @@ LABUTILS_DATA_DIR=/autograder/data /autograder/venv/bin/python -m labutils downl
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
-# Gradescope runs this for every submission, as root, in /autograder.  AUTOGRADER_ROOT and
+# Gradescope runs this for every submission, in /autograder.  AUTOGRADER_ROOT and
 # LABUTILS_AUTOGRADER_PYTHON move it elsewhere (the course's tests simulate Gradescope so).
 set -u
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
