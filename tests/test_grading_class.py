@@ -367,3 +367,21 @@ def test_with_one_lab_graded_a_lone_notebook_of_any_name_is_that_labs(tmp_path, 
     nbformat.write(nb, tmp_path / "subs" / "submission" / "scratch.ipynb")
     (student,) = discover(tmp_path / "subs", load_labs(lab.path.parent))
     assert not student.notebooks and len(student.problems) == 2, "two candidates: neither is guessed"
+
+
+def test_merge_keeps_the_record_of_the_files_as_they_are_now(tmp_path, lab):
+    """Of two records of one submission, the one of its current files wins, then one whose grading did not fail."""
+    from labutils.grading.shards import best_records
+
+    def record(shard: str, sha256: str, at: str, failed: bool = False) -> None:
+        rec = to_record(result_of(lab, "alice", 2, 3), source="x", sha256=sha256, budget="ci", run_seed=1, seeds={})
+        write_record(tmp_path / shard, rec | {"graded_at": at, "grading_failed": failed})
+
+    record("a", "current", "2020-01-01T00:00:00")
+    record("b", "older-files", "2030-01-01T00:00:00")
+    wanted = {("alice", lab.name): Notebook("alice", Path("x"), lab=lab, sha256="current")}
+    assert best_records([tmp_path / "a", tmp_path / "b"], wanted)[("alice", lab.name)]["sha256"] == "current"
+    assert best_records([tmp_path / "b", tmp_path / "a"], wanted)[("alice", lab.name)]["sha256"] == "current"
+    record("c", "current", "2030-01-01T00:00:00", failed=True)
+    best = best_records([tmp_path / "a", tmp_path / "c"], wanted)[("alice", lab.name)]
+    assert not best["grading_failed"], "a failed grading never replaces a good one"
