@@ -30,6 +30,7 @@ def pytest_ignore_collect(collection_path, config):
 HEAVY_SCOPES = (
     "tests/test_grading_labs.py",  # grades every real lab twice (solution; untouched, which runs it up to the stubs)
     "tests/test_grading.py",  # one grading run over ~30 honest and hostile fixture notebooks, then a loop alone
+    "tests/test_grading_scale.py",  # shards and merge, a simulated Gradescope, bench grading: a dozen kernels
     "tests/test_checks_lab07.py",  # trains two small models that pass the full budget's thresholds
     "tests/browser",  # one JupyterLab and one browser tab for the whole folder
     "tests/test_nbgrader_client.py",  # nbgrader generates every lab and autogrades four, whole notebooks

@@ -55,7 +55,7 @@ def _doctor(args) -> int:
 def _bench(args) -> int:
     from .bench import run_bench
 
-    return run_bench(args.name, as_json=args.json, quick=args.quick)
+    return run_bench(args.name, as_json=args.json, quick=args.quick, copies=args.copies)
 
 
 def _release(args) -> int:
@@ -83,14 +83,22 @@ def _hosted(args) -> int:
     return 0
 
 
-def _grade(args) -> int:
-    import os
-
-    from .grading import grade_folder
-
-    # ``python -m`` put the working folder first on sys.path: a module a submission left there
-    # must never shadow one the grader imports later.
+def _drop_working_folder() -> None:
+    """``python -m`` put the working folder first on sys.path: a module a submission left there
+    must never shadow one the grader imports later."""
     sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
+
+
+def _grade(args) -> int:
+    from .grading import grade_folder
+    from .grading.shards import ShardError, parse_shard
+
+    _drop_working_folder()
+    try:
+        shard = parse_shard(args.shard) if args.shard else None
+    except ShardError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     return grade_folder(
         args.submissions,
         out=args.out,
@@ -102,7 +110,70 @@ def _grade(args) -> int:
         unsafe_no_sandbox=args.unsafe_no_sandbox,
         resume=args.resume,
         student=args.student,
+        shard=shard,
     )
+
+
+def _merge(args) -> int:
+    from .grading.shards import merge
+
+    _drop_working_folder()
+    return merge(args.shards, out=args.out, submissions=args.submissions, solutions=args.solutions)
+
+
+def _collect(args) -> int:
+    from .grading.collect import collect, write_manifest
+    from .grading.roster import RosterError, read_roster
+
+    try:
+        roster = read_roster(args.roster) if args.roster else None
+        result = collect(args.download, args.into, roster)
+    except (RosterError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    manifest = args.manifest or f"{str(args.into).rstrip('/')}.csv"
+    write_manifest(manifest, result)
+    print(
+        f"copied {result.count('copied')} file(s) of {result.students} student(s) into {args.into}; "
+        f"{result.count('superseded')} older upload(s) and {result.count('skipped')} other file(s) left out; "
+        f"every file's fate is in {manifest}"
+    )
+    if result.unmatched:
+        print(f"not in the roster ({len(result.unmatched)}): {', '.join(result.unmatched[:10])}", file=sys.stderr)
+    return 0
+
+
+def _export(args) -> int:
+    from .grading.exports import export
+
+    return export(
+        args.out,
+        roster=args.roster,
+        canvas=args.canvas,
+        gradescope=args.gradescope,
+        columns=args.column,
+        labs=args.lab,
+        solutions=args.solutions,
+    )
+
+
+def _gradescope(args) -> int:
+    from .grading.gradescope import build_bundle
+
+    try:
+        path = build_bundle(
+            args.lab,
+            args.out,
+            solutions=args.solutions,
+            timeout=args.timeout,
+            memory_mb=args.memory,
+            visibility=args.visibility,
+        )
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"wrote {path}: upload it as the assignment's autograder (Configure Autograder > Zip file upload)")
+    return 0
 
 
 def _execute(args) -> int:
@@ -120,11 +191,20 @@ def _execute(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .bench import BENCHMARKS
 
     parser = argparse.ArgumentParser(prog="python -m labutils", description="The RNN lab course's helper tools.")
     parser.add_argument("--version", action="version", version=f"labutils {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    _course_commands(sub)
+    _grading_commands(sub)
+    _class_commands(sub)
+    return parser
+
+
+def _course_commands(sub) -> None:
+    """download, generate, doctor, bench, release, hosted, execute."""
+    from .bench import BENCHMARKS
 
     p = sub.add_parser("download", help="download (or copy from LABUTILS_DATA_MIRROR) and verify course texts")
     p.add_argument("names", nargs="*", help="texts to fetch (default: all)")
@@ -145,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
     p.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
     p.add_argument("--quick", action="store_true", help="a shorter run, for smoke tests")
+    p.add_argument("--copies", type=int, help="bench grading: notebooks of lab 01 (half as many of lab 07)")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("release", help="write the student release (no solutions) into OUT")
@@ -156,23 +237,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 naming what is out of date")
     p.set_defaults(func=_hosted)
-
-    p = sub.add_parser("grade", help="grade a folder of submitted notebooks")
-    p.add_argument("submissions", help="a folder of notebooks, or of one folder per student")
-    p.add_argument("--out", required=True, help="where grades.csv and feedback/ go")
-    p.add_argument("--timeout", type=float, default=600, help="wall-clock seconds per submission (default 600)")
-    p.add_argument("--memory", type=int, default=4096, help="memory limit per submission in MB (default 4096)")
-    p.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
-    p.add_argument("--solutions", help="folder of the solution notebooks (default: the course's solutions/)")
-    p.add_argument("--seed", type=int, help="the run's seed (default: a secret one, logged in DIR): reproduces inputs")
-    p.add_argument("--student", help="regrade this student only and merge into DIR (with --seed: reproduce a score)")
-    p.add_argument("--resume", action="store_true", help="skip submissions already graded in DIR and unchanged")
-    p.add_argument(
-        "--unsafe-no-sandbox",
-        action="store_true",
-        help="run kernels without bubblewrap (only for submissions you trust: they can then read and write your files)",
-    )
-    p.set_defaults(func=_grade)
 
     p = sub.add_parser(
         "execute", help="run solution notebooks in a budget and store their outputs (scrubbed, run time in metadata)"
@@ -188,7 +252,69 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--keep-going", action="store_true", help="after a notebook fails, run the next ones anyway")
     p.set_defaults(func=_execute)
-    return parser
+
+
+def _grading_commands(sub) -> None:
+    """grade, merge (see docs/GRADING.md)."""
+    p = sub.add_parser("grade", help="grade a folder of submitted notebooks")
+    p.add_argument("submissions", help="a folder of notebooks, or of one folder per student")
+    p.add_argument("--out", required=True, help="where grades.csv and feedback/ go")
+    p.add_argument("--timeout", type=float, default=600, help="wall-clock seconds per submission (default 600)")
+    p.add_argument("--memory", type=int, default=4096, help="memory limit per submission in MB (default 4096)")
+    p.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
+    p.add_argument("--solutions", help="folder of the solution notebooks (default: the course's solutions/)")
+    p.add_argument("--seed", type=int, help="the run's seed (default: a secret one, logged in DIR): reproduces inputs")
+    p.add_argument("--student", help="regrade this student only and merge into DIR (with --seed: reproduce a score)")
+    p.add_argument("--resume", action="store_true", help="skip submissions already graded in DIR and unchanged")
+    p.add_argument("--shard", metavar="I/N", help="grade the I-th of N equal shares (1 <= I <= N); then `merge`")
+    p.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run kernels without bubblewrap (only for submissions you trust: they can then read and write your files)",
+    )
+    p.set_defaults(func=_grade)
+
+    p = sub.add_parser("merge", help="merge the output folders of `grade --shard` runs into one")
+    p.add_argument("shards", nargs="+", help="the shards' output folders")
+    p.add_argument("--out", required=True, help="where the merged results, grades.csv and feedback/ go")
+    p.add_argument("--submissions", required=True, help="the folder of submissions the shards graded")
+    p.add_argument("--solutions", help="folder of the solution notebooks (default: the course's solutions/)")
+    p.set_defaults(func=_merge)
+
+
+def _class_commands(sub) -> None:
+    """collect, export, gradescope: what instructors already use (see docs/GRADING.md)."""
+    p = sub.add_parser("collect", help="arrange a Canvas bulk download (folder or .zip) as one folder per student")
+    p.add_argument("download", help="Canvas's submissions .zip, or the folder it unpacks to")
+    p.add_argument("--into", required=True, help="a new folder: one folder per student is made in it")
+    p.add_argument("--roster", help="roster CSV (a Canvas gradebook export works) naming each student's folder")
+    p.add_argument("--manifest", help="where the list of every file and its fate goes (default: INTO.csv)")
+    p.set_defaults(func=_collect)
+
+    p = sub.add_parser("export", help="write grades for Canvas's gradebook import and/or in Gradescope's CSV layout")
+    p.add_argument("out", help="the grading output folder (its results/ and manual/)")
+    p.add_argument("--roster", required=True, help="roster CSV (a Canvas gradebook or Gradescope roster export works)")
+    p.add_argument("--canvas", help="write the Canvas gradebook CSV here")
+    p.add_argument("--gradescope", help="write the Gradescope-layout CSV here")
+    p.add_argument(
+        "--column", action="append", default=[], metavar="LAB=TITLE",
+        help="the column of a lab (name or number), e.g. '01=Lab 1 (48213)' to update Canvas assignment 48213",
+    )  # fmt: skip
+    p.add_argument("--lab", action="append", default=[], help="export this lab only (name or number; repeatable)")
+    p.add_argument("--solutions", help="folder of the solution notebooks (default: the course's solutions/)")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("gradescope", help="write a Gradescope autograder zip for one lab")
+    p.add_argument("lab", help="the lab: its number (01), name (01_rnn_forward_numpy) or solution notebook")
+    p.add_argument("out", help="the zip to write")
+    p.add_argument("--solutions", help="folder of the solution notebooks (default: the course's solutions/)")
+    p.add_argument("--timeout", type=float, default=600, help="wall-clock seconds per submission (default 600)")
+    p.add_argument("--memory", type=int, default=4096, help="memory limit per submission in MB (default 4096)")
+    p.add_argument(
+        "--visibility", default="visible", choices=("visible", "after_due_date", "after_published", "hidden"),
+        help="when students see the tests' results (default visible)",
+    )  # fmt: skip
+    p.set_defaults(func=_gradescope)
 
 
 def main(argv=None) -> int:

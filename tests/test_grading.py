@@ -478,8 +478,10 @@ def test_csv_has_a_row_per_entry_and_a_column_per_item(graded):
     entries = len(HONEST) + len(BROKEN) + 2 + len(CHEATS) + len(AT_MOST) + len(NOT_NOTEBOOKS) + 1 + 1
     assert len(rows) == entries, sorted(rows)
     header = list(next(iter(rows.values())))
-    assert header == ["student", "fix-add", "fix-scale", "fix-written", "total", "out_of", "status"]
-    assert all(row["out_of"] == "5" and row["fix-written"] == "manual" for row in rows.values())
+    assert header == ["student", "fix-add", "fix-scale", "fix-written", "total", "out_of", "to_grade", "status"]
+    # out_of: every point of the lab, the written answer's included; to_grade: what is left to score by hand
+    assert all(row["out_of"] == "6" and row["fix-written"] == "manual" for row in rows.values())
+    assert all(rows[n]["to_grade"] == "1" for n in HONEST) and all(rows[n]["to_grade"] == "0" for n in NOT_NOTEBOOKS)
 
 
 @pytest.mark.slow

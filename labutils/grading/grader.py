@@ -47,6 +47,7 @@ class Options:
     unsafe_no_sandbox: bool = False
     resume: bool = False
     student: str | None = None
+    shard: tuple[int, int] | None = None  # (I, N): grade the I-th of N shares (``shards.select``)
 
 
 def lab_budget(lab: Lab) -> str:
@@ -116,8 +117,13 @@ def _prefetch_texts(labs: dict[str, Lab]) -> None:
 
 
 def to_grade(students: list[Student], out: Path, options: Options) -> list[Notebook]:
-    """The notebooks this run grades: all, one student's (``--student``), or what changed (``--resume``)."""
+    """The notebooks this run grades: all, one student's (``--student``), one shard's (``--shard``),
+    or of those what changed (``--resume``)."""
+    from .shards import select
+
     notebooks = [nb for s in students for nb in s.notebooks if options.student in (None, s.name)]
+    if options.shard is not None:
+        notebooks = select(notebooks, options.shard)
     if options.resume:
         notebooks = [nb for nb in notebooks if not _done(out, nb)]
     return notebooks
@@ -165,10 +171,35 @@ def collect_results(out: Path, students: list[Student], labs: list[Lab]) -> dict
     return results
 
 
+def finish(out: Path, students: list[Student], labs: list[Lab]) -> Path:
+    """Rebuild ``grades.csv``, the feedback and the manual-score sheets from the records in ``out``,
+    with the scores the instructor gave by hand; returns the path of ``grades.csv``."""
+    from .manual import apply_marks, read_marks, write_sheets
+    from .report import write_outputs
+
+    results = collect_results(out, students, labs)
+    marks, bad = read_marks(out, labs)
+    for lab_name, why in bad.items():
+        print(f"warning: the manual scores of {lab_name} were not used and its sheet was left as it is: {why}",
+              file=sys.stderr)  # fmt: skip
+    apply_marks(results, marks)
+    csv_path = write_outputs(out, students, results, labs)
+    write_sheets(out, results, labs, skip=bad)
+    return csv_path
+
+
+def labs_in_play(students: list[Student], labs: dict[str, Lab]) -> list[Lab]:
+    """The labs the submissions hold (every lab when they hold none), in the solutions' order."""
+    names = {nb.lab.name for s in students for nb in s.notebooks}
+    return [lab for name, lab in labs.items() if name in names] or list(labs.values())
+
+
 def log_run(out: Path, run_seed: int, options: Options, count: int) -> None:
     """Append this run's seed and options to ``out/runs.jsonl``, the instructor's log."""
     entry = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run_seed": run_seed, "notebooks": count}
     entry |= {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items() if k != "progress"}
+    if options.shard is not None:
+        entry["shard"] = f"{options.shard[0]}/{options.shard[1]}"
     with open(Path(out) / "runs.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(entry) + "\n")
 
@@ -181,7 +212,6 @@ def grade_folder(submissions, *, out, **kwargs) -> int:
     (or when no sandbox is available and ``unsafe_no_sandbox`` was not given).
     """
     from ..notebooks import SOLUTIONS
-    from .report import write_outputs
 
     options = Options(**kwargs)
     submissions, out = Path(submissions), Path(out)
@@ -207,10 +237,12 @@ def grade_folder(submissions, *, out, **kwargs) -> int:
             return _usage(f"refusing to grade without a sandbox: {exc}")
         log_run(out, run_seed, options, len(notebooks))
         failed = grade_all(notebooks, settings, out, run_seed, options)
-    in_play = [labs[name] for name in sorted({nb.lab.name for s in students for nb in s.notebooks})] or list(
-        labs.values()
-    )
-    csv_path = write_outputs(out, students, collect_results(out, students, in_play), in_play)
+    if options.shard is not None:  # a shard's outputs show its own students; ``merge`` shows all
+        from .shards import select
+
+        mine = {nb.student for nb in select([nb for s in students for nb in s.notebooks], options.shard)}
+        students = [s for s in students if s.name in mine]
+    csv_path = finish(out, students, labs_in_play(students, labs))
     print(
         f"graded {len(notebooks)} notebook(s) of {len(students)} student(s) in {time.monotonic() - start:.0f} s "
         f"(run seed {run_seed}; {failed} not graded because grading failed); wrote {csv_path} and {out / 'feedback'}/"

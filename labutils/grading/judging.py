@@ -51,7 +51,7 @@ class RunStop(str, Enum):
 class ItemResult:
     item: Item
     status: ItemStatus
-    points: float | None  # earned; None for manual items
+    points: float | None  # earned; None for a written answer not scored by hand yet
     message: str = ""
     answer: str | None = None  # manual items: the student's text (None: the cell is gone)
 
@@ -71,7 +71,17 @@ class JobResult:
 
     @property
     def earned(self) -> float:
+        """Points of the automatic items and of the written answers scored by hand so far."""
         return sum(r.points or 0 for r in self.items)
+
+    @property
+    def auto_earned(self) -> float:
+        return sum(r.points or 0 for r in self.items if not r.item.manual)
+
+    @property
+    def to_grade(self) -> float:
+        """Points of the written answers not scored by hand yet."""
+        return sum(r.item.points for r in self.items if r.item.manual and r.points is None)
 
     @property
     def grading_failed(self) -> bool:

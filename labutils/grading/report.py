@@ -55,22 +55,27 @@ def status_of(student: Student, results: dict[str, JobResult], labs: list[Lab]) 
 
 
 def rows(students: list[Student], results: dict[tuple[str, str], JobResult], labs: list[Lab]):
-    header = ["student"] + [item.grade_id for lab in labs for item in lab.items] + ["total", "out_of", "status"]
-    out_of = sum(lab.auto_points for lab in labs)
+    """``grades.csv``: per item its points (a written answer: its hand-given score, or "manual"),
+    ``total`` (automatic and hand-given points), ``out_of`` (every point of the labs) and
+    ``to_grade`` (points of written answers not scored by hand yet)."""
+    header = ["student"] + [item.grade_id for lab in labs for item in lab.items]
+    header += ["total", "out_of", "to_grade", "status"]
+    out_of = sum(item.points for lab in labs for item in lab.items)
     table = []
     for student in students:
         mine = {lab.name: results[(student.name, lab.name)] for lab in labs if (student.name, lab.name) in results}
-        row, total = [student.name], 0.0
+        row, total, to_grade = [student.name], 0.0, 0.0
         for lab in labs:
             earned = {r.item.grade_id: r for r in mine[lab.name].items} if lab.name in mine else {}
             for item in lab.items:
-                if item.manual:
+                points = earned[item.grade_id].points if item.grade_id in earned else (None if item.manual else 0.0)
+                if item.manual and points is None:
+                    to_grade += item.points if lab.name in mine else 0.0
                     row.append("manual")
                 else:
-                    points = earned[item.grade_id].points if item.grade_id in earned else 0.0
-                    total += points or 0.0
-                    row.append(fmt(points or 0.0))
-        row += [fmt(total), fmt(out_of), status_of(student, mine, labs)]
+                    total += points
+                    row.append(fmt(points))
+        row += [fmt(total), fmt(out_of), fmt(to_grade), status_of(student, mine, labs)]
         table.append(row)
     return header, table
 
@@ -83,8 +88,10 @@ def _item_table(result: JobResult) -> list[str]:
     lines = ["| | Item | Points | Result |", "|---|---|---|---|"]
     for r in result.items:
         item = r.item
-        shown = f"– / {fmt(item.points)}" if item.manual else f"{fmt(r.points or 0)} / {fmt(item.points)}"
-        label = "to grade by hand" if item.manual else r.status.value
+        shown = f"– / {fmt(item.points)}" if r.points is None else f"{fmt(r.points)} / {fmt(item.points)}"
+        label = r.status.value
+        if item.manual:
+            label = "to grade by hand" if r.points is None else "graded by hand"
         title = item.title.replace("|", "\\|")
         lines.append(f"| {MARK.get(r.status, '✘')} | {title} (`{item.grade_id}`) | {shown} | {label} |")
     return [*lines, ""]
@@ -94,7 +101,11 @@ def _item_details(r) -> list[str]:
     """A written answer to grade by hand, or why an automatic item lost its points."""
     item = r.item
     if item.manual:
-        lines = [f"### ✎ {item.grade_id}: to grade by hand ({fmt(item.points)} points)", ""]
+        if r.points is None:
+            lines = [f"### ✎ {item.grade_id}: to grade by hand ({fmt(item.points)} points)", ""]
+        else:
+            lines = [f"### ✎ {item.grade_id}: graded by hand, {fmt(r.points)} / {fmt(item.points)}", ""]
+            lines += [f"Comment: {r.message}", ""] if r.message else []
         if item.question:
             lines += ["Question:", "", _quote(item.question), ""]
         if r.answer is None:
@@ -108,7 +119,7 @@ def _item_details(r) -> list[str]:
 
 
 def _lab_section(result: JobResult) -> list[str]:
-    lines = [f"## {result.lab.name}: {fmt(result.earned)} / {fmt(result.lab.auto_points)}", ""]
+    lines = [f"## {result.lab.name}: {fmt(result.auto_earned)} / {fmt(result.lab.auto_points)}", ""]
     for reason in result.reasons:
         lines += [f"**The run stopped early:** {reason}. Checks that did not run score 0.", ""]
     for note in result.notes:
@@ -137,14 +148,18 @@ HOW_FILES = (
 
 def feedback(student: Student, results: dict[tuple[str, str], JobResult], labs: list[Lab]) -> str:
     mine = [results[(student.name, lab.name)] for lab in labs if (student.name, lab.name) in results]
-    earned = sum(r.earned for r in mine)
+    earned = sum(r.auto_earned for r in mine)
     possible = sum(lab.auto_points for lab in labs if any(r.lab is lab for r in mine)) or sum(
         lab.auto_points for lab in labs
     )
     manual = sum(item.points for r in mine for item in r.lab.manual_items)
     lines = [f"# Feedback for {student.name}", "", f"Automatic score: **{fmt(earned)} / {fmt(possible)}** points."]
-    if manual:
+    pending = sum(r.to_grade for r in mine)
+    if manual and pending:
         lines.append(f"Written answers ({fmt(manual)} points) are graded by hand.")
+    elif manual:
+        by_hand = sum(r.earned - r.auto_earned for r in mine)
+        lines.append(f"Written answers, graded by hand: **{fmt(by_hand)} / {fmt(manual)}** points.")
     lines += ["", HOW_RUN, ""]
     if any(r.lab.from_files for r in mine):
         lines += [HOW_FILES, ""]

@@ -29,10 +29,11 @@ from pathlib import Path
 
 from .judging import ItemResult, ItemStatus, JobResult, RunStop
 from .labs import Lab
-from .safefiles import Unreadable, read_regular
+from .safefiles import Unreadable, read_regular, walk
 
 SCHEMA = 1
 RESULTS = "results"
+MAX_RECORD_MB = 16
 
 
 def item_seed(run_seed: int, student: str, lab: str, grade_id: str) -> int:
@@ -111,9 +112,28 @@ def write_record(out: Path, record: dict) -> Path:
 def read_record(out: Path, student: str, lab: str) -> dict | None:
     """The record of one student and lab, or None (none yet, or unreadable)."""
     try:
-        record = json.loads(read_regular(record_path(out, student, lab), 16 * 2**20))
+        record = json.loads(read_regular(record_path(out, student, lab), MAX_RECORD_MB * 2**20))
     except (Unreadable, ValueError, RecursionError):
         return None
     if not isinstance(record, dict) or record.get("schema") != SCHEMA or record.get("student") != student:
         return None
     return record
+
+
+def read_records(folder: Path) -> list[dict]:
+    """Every well-formed record under ``folder/results/`` (links and odd files skipped)."""
+    root = Path(folder) / RESULTS
+    if not root.is_dir():
+        return []
+    records = []
+    for entry in walk(root, max_depth=2, limit=1_000_000):
+        if entry.kind != "file" or not entry.name.endswith(".json") or entry.name.startswith(".tmp-"):
+            continue
+        try:
+            record = json.loads(read_regular(entry.path, MAX_RECORD_MB * 2**20))
+        except (Unreadable, ValueError, RecursionError):
+            continue
+        usable = isinstance(record, dict) and record.get("schema") == SCHEMA
+        if usable and isinstance(record.get("student"), str) and isinstance(record.get("lab"), str):
+            records.append(record)
+    return records

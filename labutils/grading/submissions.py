@@ -222,14 +222,21 @@ def _student_folder(entry: Entry, labs: dict[str, Lab]) -> Student:
     if not notebooks:
         student.problems.append(f"no notebook (.ipynb) in the folder {entry.name}/")
     by_lab: dict[str, list[Notebook]] = {}
+    unmatched: list[Notebook] = []
     for item in notebooks:
         notebook = load_notebook(student.name, item.path, labs)
         if notebook.problem:
             student.problems.append(notebook.problem)
         elif notebook.lab is None:
-            student.problems.append(f"ignored {shown(item.name)}: it matches no graded lab")
+            unmatched.append(notebook)
         else:
             by_lab.setdefault(notebook.lab.name, []).append(notebook)
+    if len(labs) == 1 and len(unmatched) == 1 and not by_lab:  # one lab graded, one notebook handed in
+        notebook = unmatched.pop()
+        notebook.lab = next(iter(labs.values()))
+        notebook.notes.append(f"matched to lab {notebook.lab.name}, the only lab graded here")
+        by_lab[notebook.lab.name] = [notebook]
+    student.problems += [f"ignored {shown(n.path.name)}: it matches no graded lab" for n in unmatched]
     for lab_name, candidates in by_lab.items():
         chosen = ([n for n in candidates if n.path.stem == lab_name] or candidates)[0]
         others = [shown(n.path.name) for n in candidates if n is not chosen]
