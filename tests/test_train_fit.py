@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from packed_classifier import PackedClassifier
 from torch import nn
 
 import labutils as lu
@@ -46,7 +47,7 @@ def test_fit_passes_padded_pairs_to_a_classifier():
     torch.manual_seed(0)
     seqs = [[1, 2, 3], [4, 5], [1], [4, 4, 4, 4]] * 4  # the class is told by the first word
     labels = [0, 1, 0, 1] * 4
-    model = models.SequenceClassifier(6, n_classes=2, embed_dim=4, hidden_size=4)
+    model = PackedClassifier(6, n_classes=2, embed_dim=4, hidden_size=4)
     calls = []
     model.register_forward_pre_hook(lambda _module, args: calls.append(args))
     loader = datasets.make_loader(seqs, labels, batch_size=4)  # pads with id 0, which no sequence uses
