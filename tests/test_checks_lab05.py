@@ -5,14 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from exercises import exercise_cells, paste_solution, run_cells
+from exercises import check_student_version, exercise_cells, run_cells
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from labutils.checks import CheckFailed, StudentCodeError, get_check, lab05
 
 SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "05_rnn_configurations.ipynb"
-STUDENT = Path(__file__).resolve().parent.parent / "notebooks" / "05_rnn_configurations.ipynb"
 PRELUDE = "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
 PRELUDE += "from torch.nn.utils.rnn import pack_padded_sequence\n"
 
@@ -227,16 +226,7 @@ def test_continuation_loss_names_each_slip(kind, message):
 
 
 def test_the_student_version_fails_each_check_with_its_stub_and_passes_with_the_answer_pasted_in():
-    student, answers = exercise_cells(STUDENT), exercise_cells(SOLUTION)
-    assert set(student) == {"lab05-classifier-code", "lab05-free-running-code"}
-    stubs = run_cells([PRELUDE, *student.values()])
-    with pytest.raises(NotImplementedError):
-        lab05.check_classifier(stubs["PassageClassifier"])
-    with pytest.raises(NotImplementedError):
-        lab05.check_free_running(stubs["free_running"], stubs["continuation_loss"])
-    pasted = run_cells([PRELUDE, *(paste_solution(student[g], answers[g]) for g in student)])
-    lab05.check_classifier(pasted["PassageClassifier"])
-    lab05.check_free_running(pasted["free_running"], pasted["continuation_loss"])
+    check_student_version("05_rnn_configurations", PRELUDE)
 
 
 def test_checks_registered_under_grade_ids():

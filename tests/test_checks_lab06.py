@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from exercises import exercise_cells, paste_solution, run_cells
+from exercises import check_student_version, exercise_cells, run_cells
 
 from labutils.checks import CheckFailed, StudentCodeError, get_check, lab06
 
 SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "06_char_generation.ipynb"
-STUDENT = Path(__file__).resolve().parent.parent / "notebooks" / "06_char_generation.ipynb"
 CODE_IDS = tuple(f"lab06-{name}-code" for name in ("tbptt", "sample-next", "generate"))
 PRELUDE = "import torch\nimport torch.nn.functional as F\n"
 
@@ -286,22 +285,7 @@ def test_generate_names_each_slip(kind, message):
 
 
 def test_the_student_version_fails_each_check_with_its_stub_and_passes_with_the_answers_pasted_in():
-    student, answers = exercise_cells(STUDENT), exercise_cells(SOLUTION)
-    assert tuple(student) == CODE_IDS
-    stubs = run_cells([PRELUDE, *student.values()])
-    for check, names in CHECKS:
-        with pytest.raises(NotImplementedError):
-            check(*(stubs[n] for n in names))
-    pasted = run_cells([PRELUDE, *(paste_solution(student[g], answers[g]) for g in CODE_IDS)])
-    for check, names in CHECKS:
-        check(*(pasted[n] for n in names))
-
-
-CHECKS = (
-    (lab06.check_tbptt, ("tbptt_step", "train_streams")),
-    (lab06.check_sample_next, ("sample_next",)),
-    (lab06.check_generate, ("generate",)),
-)
+    check_student_version("06_char_generation", PRELUDE)
 
 
 def test_checks_registered_under_grade_ids():
