@@ -190,6 +190,11 @@ def _execute(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: one block of argparse declarations per command, in the order of ``--help``.
+
+    Longer than a screen because it is a flat list of declarations with no logic; split into one
+    function per command it would only scatter the options that ``--help`` shows together.
+    """
     from . import __version__
 
     parser = argparse.ArgumentParser(prog="python -m labutils", description="The RNN lab course's helper tools.")

@@ -211,12 +211,7 @@ def fetch(
         urls={text.filename: source_url},
         retry_if_failed=retries,
     )
-    if mirror and (Path(mirror) / text.filename).exists():
-        downloader = _mirror_downloader(Path(mirror) / text.filename)
-        where = f"the mirror folder {mirror}"
-    else:
-        downloader = _http_downloader(text, progress)
-        where = source_url
+    downloader, where = _downloader(text, mirror, source_url, progress)
     try:
         return Path(fetcher.fetch(text.filename, downloader=downloader))
     except ValueError as exc:  # pooch: hash mismatch (a changed, truncated or corrupted file)
@@ -231,6 +226,13 @@ def fetch(
         if _is_cache_error(exc, folder):
             raise DataError(_cache_message(text, folder, exc)) from None
         raise DataError(_missing_message(text, where, folder, exc)) from None
+
+
+def _downloader(text: Text, mirror: str | None, source_url: str, progress: bool):
+    """``(pooch downloader, where it reads from)``: the mirror folder when it holds the file, else the web."""
+    if mirror and (Path(mirror) / text.filename).exists():
+        return _mirror_downloader(Path(mirror) / text.filename), f"the mirror folder {mirror}"
+    return _http_downloader(text, progress), source_url
 
 
 def _cache_folder(text: Text) -> Path:

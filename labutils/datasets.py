@@ -75,6 +75,18 @@ def cut_passages(tokens: Sequence[str], min_words: int, max_words: int, rng: np.
     return passages
 
 
+def _passage_pools(names, texts, min_words: int, max_words: int, test_fraction: float, rng) -> tuple[list, list]:
+    """``(train, test)`` passages of the books ``names``: the last ``test_fraction`` of each book's
+    words is held out for the test pool."""
+    train_pool, test_pool = [], []
+    for name in names:
+        tokens = words(texts[name] if texts is not None else load_text(name, progress=False))
+        cut = int(round(len(tokens) * (1 - test_fraction)))
+        train_pool += cut_passages(tokens[:cut], min_words, max_words, rng)
+        test_pool += cut_passages(tokens[cut:], min_words, max_words, rng)
+    return train_pool, test_pool
+
+
 def authorship(
     per_author: int | None = None,
     *,
@@ -97,16 +109,10 @@ def authorship(
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     authors = dict(authors or AUTHORS)
     rng = np.random.default_rng(seed)
-    pools: dict[str, tuple[list, list]] = {}
-    for author, names in authors.items():
-        train_pool, test_pool = [], []
-        for name in names:
-            body = texts[name] if texts is not None else load_text(name, progress=False)
-            tokens = words(body)
-            cut = int(round(len(tokens) * (1 - test_fraction)))  # the end of each book is held out
-            train_pool += cut_passages(tokens[:cut], min_words, max_words, rng)
-            test_pool += cut_passages(tokens[cut:], min_words, max_words, rng)
-        pools[author] = (train_pool, test_pool)
+    pools = {
+        author: _passage_pools(names, texts, min_words, max_words, test_fraction, rng)
+        for author, names in authors.items()
+    }
     n_train = min(len(p[0]) for p in pools.values())
     n_test = min(len(p[1]) for p in pools.values())
     if per_author is not None:

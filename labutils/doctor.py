@@ -33,7 +33,7 @@ def _version(name: str) -> str | None:
 
 
 def _installed(name: str) -> str | None:
-    """The installed version of a server-side package, without importing it (that would cost seconds)."""
+    """The installed version of a server-side package, without importing it (an import is slow)."""
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:

@@ -4,14 +4,16 @@ Every model has the same parts under the same names: ``embed`` (Embedding), ``rn
 recurrent layers) and its head (``decoder`` for a language model, ``classify`` for a classifier);
 each keeps its constructor's arguments in ``config``.
 
-* ``CharRNN``: Embedding -> ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` -> Linear, for labs 06 and 07.
+* ``CharRNN``: Embedding -> ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` -> Linear, for labs 05 to 07.
   ``forward(x, hidden)`` returns the logits and the *detached* new hidden state, so truncated
-  BPTT can carry the state across batches without backpropagating into earlier ones.  A notebook
-  may pass its own recurrent layer class (``layer=``; lab 07's CPU-friendly GRU) as long as it
-  has the PyTorch layer's parameters, so the weights always load into the standard model too.
-* ``WordLM``: the same for words (many-to-many); ``SequenceClassifier``: many-to-one over a
-  packed batch of variable-length sequences (lab 05).
+  BPTT can carry the state across batches without backpropagating into earlier ones.  It may take
+  another recurrent layer class (``layer=``; lab 07 passes ``labutils.layers.FastGRU``, a GRU
+  layer that is fast on a CPU) as long as it has the PyTorch layer's parameters, so the weights
+  always load into the standard model too.
+* ``WordLM``: the same for words (many-to-many).
 * ``detach_hidden(hidden)``: the one function that cuts a carried state from its graph.
+
+Lab 05's many-to-one classifier over packed batches is an exercise: it lives in the notebook.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ class CharRNN(_EmbedRNN):
         return output
 
 
-# ================================================================ word-level models (labs 03, 05)
+# ======================================================================= word-level models
 class WordLM(_EmbedRNN):
     """Word-level language model that predicts the next word at *every* position.
 
@@ -182,45 +184,3 @@ class WordLM(_EmbedRNN):
         """x (B, T) -> (logits (B, T, V), detached hidden)."""
         states, hidden = self.rnn(self.embed(x), hidden)
         return self.decoder(states), detach_hidden(hidden)
-
-
-class SequenceClassifier(_EmbedRNN):
-    """Many-to-one classifier of variable-length sequences (lab 05).
-
-    ``embed`` (Embedding) -> ``rnn`` (recurrent layers over the *packed* batch) -> the top
-    layer's final hidden state -> ``drop`` (Dropout) -> ``classify`` (Linear to ``n_classes``
-    logits).  ``forward(x, lengths)``: ``x`` (B, T) int64 padded ids, ``lengths`` (B,) the true
-    lengths -> logits (B, C).  Packing makes the recurrence stop at each sequence's own last
-    word, so the padding never reaches the final state.  ``pack=False`` runs over the padding
-    instead (to show why packing matters).
-    """
-
-    def __init__(
-        self,
-        vocab_size: int,
-        n_classes: int,
-        embed_dim: int = 64,
-        hidden_size: int = 128,
-        num_layers: int = 1,
-        cell: str = "gru",
-        dropout: float = 0.0,
-        pack: bool = True,
-    ):
-        super().__init__(_arguments(locals()))
-        self.pack = pack
-        self.drop = nn.Dropout(dropout)
-        self.classify = nn.Linear(hidden_size, n_classes)
-
-    def final_state(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The top layer's hidden state after each sequence's last real step: (B, H)."""
-        emb = self.embed(x)
-        if self.pack:
-            # pack_padded_sequence wants the lengths on the CPU, whatever device the data is on
-            emb = nn.utils.rnn.pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, hidden = self.rnn(emb)
-        h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # an LSTM returns (h_n, c_n)
-        return h_n[-1]
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x (B, T), lengths (B,) -> logits (B, C)."""
-        return self.classify(self.drop(self.final_state(x, lengths)))

@@ -607,14 +607,12 @@ def load_checkpoint(path, model: torch.nn.Module, *, vocab=None) -> dict:
                 f"{len(tokens)}). Only in the checkpoint: {extra!r}; only here: {missing!r}. "
                 "Build the vocabulary from the same text as when training, or train a new model."
             )
-    problems = _weights_problems(model.state_dict(), payload["state_dict"])
-    if problems:
-        raise CheckpointMismatch(
-            f"{path} does not fit this model (saved config: {payload.get('config')}):\n  "
-            + "\n  ".join(problems[:10])
-            + "\nCreate the model with the configuration the checkpoint was saved with."
-        )
-    model.load_state_dict(payload["state_dict"])
+    _load_weights(
+        model,
+        payload["state_dict"],
+        f"{path} does not fit this model (saved config: {payload.get('config')})",
+        "Create the model with the configuration the checkpoint was saved with.",
+    )
     return payload
 
 
@@ -631,17 +629,24 @@ def load_charrnn(path) -> tuple[CharRNN, CharVocab, dict]:
     payload = _read_checkpoint(path)
     model = _charrnn_from_config(payload.get("config"), path)
     vocab = _char_vocab(payload.get("vocab"), model.config["vocab_size"], path)
-    problems = _weights_problems(model.state_dict(), payload["state_dict"])
-    if problems:
-        raise CheckpointMismatch(
-            f"{path}: the stored config {payload['config']} does not fit the stored weights:\n  "
-            + "\n  ".join(problems[:10])
-            + "\nWas the config passed to save_checkpoint the model's own (model.config)?"
-        )
-    model.load_state_dict(payload["state_dict"])
+    _load_weights(
+        model,
+        payload["state_dict"],
+        f"{path}: the stored config {payload['config']} does not fit the stored weights",
+        "Was the config passed to save_checkpoint the model's own (model.config)?",
+    )
     model.eval()
     extras = {k: payload.get(k) for k in ("config", "hparams", "history", "sample_temperature")}
     return model, vocab, extras
+
+
+def _load_weights(model: torch.nn.Module, state_dict: dict, what: str, advice: str) -> None:
+    """Load ``state_dict`` into ``model``, or raise ``CheckpointMismatch``: ``what`` is wrong, the
+    differences (``_weights_problems``), then ``advice``."""
+    problems = _weights_problems(model.state_dict(), state_dict)
+    if problems:
+        raise CheckpointMismatch(f"{what}:\n  " + "\n  ".join(problems[:10]) + f"\n{advice}")
+    model.load_state_dict(state_dict)
 
 
 CHARRNN_CONFIG_KEYS = ("vocab_size", "embed_dim", "hidden_size", "num_layers", "cell", "nonlinearity", "dropout")

@@ -41,3 +41,29 @@ def paste_solution(student: str, solution: str) -> str:
         pieces += [student[end : stub.start()], answer]
         end = stub.end()
     return "".join(pieces) + student[end:]
+
+
+def check_student_version(lab: str, prelude: str = "", given: dict | None = None) -> None:
+    """The student version of ``lab`` (``"03_deep_rnns"``) against its self-checks.
+
+    With the stubs as distributed, the check of each exercise (the exercise cell's ``grade_id``
+    without ``-code``) says "not attempted yet"; with the solution's answers pasted over the stubs
+    (``paste_solution``), every check passes.  ``prelude``: source run before the cells (imports);
+    ``given``: names the cells use from elsewhere in the notebook.
+    """
+    import pytest
+
+    from labutils.checks import get_check
+
+    root = Path(__file__).resolve().parent.parent
+    student = exercise_cells(root / "notebooks" / f"{lab}.ipynb")
+    answers = exercise_cells(root / "solutions" / f"{lab}.ipynb")
+    assert student.keys() == answers.keys()
+    checks = [get_check(grade_id.removesuffix("-code")) for grade_id in student]
+    stubs = run_cells([prelude, *student.values()], given)
+    for check in checks:
+        with pytest.raises(NotImplementedError, match="not attempted yet"):
+            check(*(stubs[name] for name in check.needs))
+    pasted = run_cells([prelude, *(paste_solution(student[g], answers[g]) for g in student)], given)
+    for check in checks:
+        check(*(pasted[name] for name in check.needs))

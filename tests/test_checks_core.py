@@ -188,6 +188,7 @@ def test_a_probes_own_complaint_is_not_blamed_on_the_students_code():
     [
         (lambda: np.ones((3, 4)) @ np.ones((5, 4)), "matmul"),
         (lambda: __import__("torch").ones(3, 4) @ __import__("torch").ones(5, 4), "matmul"),
+        (lambda: __import__("torch").ones(3, 4) @ __import__("torch").ones(4, 5).double(), "dtype"),
         (lambda: np.ones((4, 7)) - np.ones(4), "broadcast"),
         (lambda: __import__("torch").ones(3, 15) * __import__("torch").ones(3, 5), "broadcast"),
         (lambda: np.ones((2, 3))[:, 3], "index"),

@@ -5,14 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from exercises import exercise_cells, paste_solution, run_cells
+from exercises import check_student_version, exercise_cells, run_cells
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from labutils.checks import get_check, lab05
+from labutils.checks import CheckFailed, StudentCodeError, get_check, lab05
 
 SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "05_rnn_configurations.ipynb"
-STUDENT = Path(__file__).resolve().parent.parent / "notebooks" / "05_rnn_configurations.ipynb"
 PRELUDE = "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
 PRELUDE += "from torch.nn.utils.rnn import pack_padded_sequence\n"
 
@@ -75,12 +74,16 @@ def test_classifier_passes_the_solution(solution, capsys):
     assert "run alone, unpadded" in capsys.readouterr().out
 
 
+#: Slips whose forward raises (the advice comes from the check's hints), not returns wrong logits.
+RAISES = {"enforce_sorted", "whole_h_n", "time_first"}
+
+
 @pytest.mark.parametrize(
     "kind, message",
     [
         ("ok", None),
         ("padded", r"h_n of the \*padded\* batch"),
-        ("enforce_sorted", r"enforce_sorted=False.*\n\nPassageClassifier.forward raised RuntimeError"),
+        ("enforce_sorted", r"(?s)Classifier.forward raised RuntimeError.*\n.*Pass enforce_sorted=False"),
         ("first_layer", r"h_n\[0\] is the \*first\* layer"),
         ("sorted_by_hand", "in the order of decreasing length"),
         ("last_column", "last column of the padded outputs"),
@@ -95,18 +98,31 @@ def test_classifier_names_each_slip(kind, message):
     if message is None:
         lab05.check_classifier(classifier(kind))
         return
-    with pytest.raises(AssertionError, match=message):
+    with pytest.raises(StudentCodeError if kind in RAISES else CheckFailed, match=message):
         lab05.check_classifier(classifier(kind))
 
 
 def test_classifier_shows_the_line_of_the_students_code():
     def make(*args, **kw):
         model = Classifier(*args, **kw)
-        model.forward = lambda x, lengths: model.classify(torch.zeros(len(x), 99))  # noqa: ARG005
+        model.forward = lambda x, lengths: model.classify(torch.zeros(len(x), 99).double())  # noqa: ARG005
         return model
 
-    with pytest.raises(AssertionError, match=r"(?s)mat1 and mat2.*in your code:.*test_checks_lab05.py"):
+    with pytest.raises(StudentCodeError, match=r"(?s)mat1 and mat2.*take the top layer, h_n\[-1\]") as raised:
         lab05.check_classifier(make)
+    shown = "\n".join(raised.value._render_traceback_())
+    assert shown.index("take the top layer") < shown.index("Your code, where it failed:")  # advice first
+    assert "test_checks_lab05.py" in shown and "torch.zeros(len(x), 99)" in shown
+    assert "site-packages" not in shown and "labutils" not in shown  # the student's frames only
+
+
+def test_forward_that_returns_nothing_is_told_what_to_return():
+    class Nothing(Classifier):
+        def forward(self, x, lengths):
+            self.rnn(self.embedding(x))
+
+    with pytest.raises(CheckFailed, match=r"must return the logits, a tensor \(B, C\); it returned a NoneType"):
+        lab05.check_classifier(Nothing)
 
 
 def test_a_stub_stays_not_implemented():
@@ -188,7 +204,7 @@ def test_free_running_names_each_slip(kind, message):
     if message is None:
         lab05.check_free_running(free_running(kind), continuation_loss())
         return
-    with pytest.raises(AssertionError, match=message):
+    with pytest.raises(CheckFailed, match=message):
         lab05.check_free_running(free_running(kind), continuation_loss())
 
 
@@ -205,21 +221,12 @@ def test_free_running_names_each_slip(kind, message):
     ],
 )
 def test_continuation_loss_names_each_slip(kind, message):
-    with pytest.raises(AssertionError, match=message):
+    with pytest.raises(CheckFailed, match=message):
         lab05.check_free_running(free_running(), continuation_loss(kind))
 
 
 def test_the_student_version_fails_each_check_with_its_stub_and_passes_with_the_answer_pasted_in():
-    student, answers = exercise_cells(STUDENT), exercise_cells(SOLUTION)
-    assert set(student) == {"lab05-classifier-code", "lab05-free-running-code"}
-    stubs = run_cells([PRELUDE, *student.values()])
-    with pytest.raises(NotImplementedError):
-        lab05.check_classifier(stubs["PassageClassifier"])
-    with pytest.raises(NotImplementedError):
-        lab05.check_free_running(stubs["free_running"], stubs["continuation_loss"])
-    pasted = run_cells([PRELUDE, *(paste_solution(student[g], answers[g]) for g in student)])
-    lab05.check_classifier(pasted["PassageClassifier"])
-    lab05.check_free_running(pasted["free_running"], pasted["continuation_loss"])
+    check_student_version("05_rnn_configurations", PRELUDE)
 
 
 def test_checks_registered_under_grade_ids():

@@ -6,6 +6,7 @@ import tarfile
 import numpy as np
 import pytest
 import torch
+from packed_classifier import PackedClassifier
 
 from labutils import datasets
 
@@ -77,6 +78,22 @@ def test_pad_batch_keeps_order_and_lengths():
         datasets.pad_batch([[1], []])
     with pytest.raises(ValueError, match="empty batch"):
         datasets.pad_batch([])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_pad_batch_is_what_a_packed_classifier_reads(cell):
+    """Padded ids and true lengths: packed, the pad value never matters and each sequence gets what it
+    gets alone, unpadded."""
+    torch.manual_seed(0)
+    model = PackedClassifier(12, n_classes=3, embed_dim=4, hidden_size=5, num_layers=2, cell=cell).eval()
+    seqs = [[1, 2, 3, 4, 5], [6, 7], [8, 9, 10]]
+    x, lengths = datasets.pad_batch(seqs, pad_value=0)
+    logits = model(x, lengths)
+    assert logits.shape == (3, 3)
+    other_pad, _ = datasets.pad_batch(seqs, pad_value=11)
+    assert torch.allclose(model(other_pad, lengths), logits, atol=1e-6)
+    alone = torch.cat([model(torch.tensor([s]), torch.tensor([len(s)])) for s in seqs])
+    assert torch.allclose(alone, logits, atol=1e-6)
 
 
 def test_make_loader_batches_and_is_reproducible():

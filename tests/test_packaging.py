@@ -33,7 +33,7 @@ EXTRAS = PYPROJECT["project"]["optional-dependencies"]
 
 #: labutils modules that a student's kernel never imports: the instructor's and maintainer's tools.
 TOOLING = ("labutils.notebooks", "labutils.release", "labutils.hosting", "labutils.grading", "labutils.bench")
-TOOLING += ("labutils.doctor", "labutils.__main__")
+TOOLING += ("labutils.doctor", "labutils.execute", "labutils.scrub", "labutils.__main__")
 #: Packages of the instructor and of the local JupyterLab: never a core dependency.
 NOT_CORE = {"nbgrader", "nbformat", "nbclient", "psutil", "jupyterlab", "jupyter-core", "threadpoolctl", "ipykernel"}
 #: Import name -> distribution, for the kernel's third-party imports (IPython comes with ipywidgets).

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from char_models import small_model, text_data
 from torch import nn
 
-from labutils.models import CharRNN
-from labutils.text import CharVocab, n_stream_batches, stream_batches
+from labutils.text import n_stream_batches, stream_batches
 from labutils.train import (
     NAN_ADVICE,
     History,
@@ -20,18 +20,10 @@ from labutils.train import (
     make_optimizer,
 )
 
-TEXT = "the quick brown fox jumps over the lazy dog. " * 20
-
 
 @pytest.fixture
 def data():
-    vocab = CharVocab(TEXT)
-    return vocab, vocab.encode(TEXT)
-
-
-def small_model(V, cell="gru", **kw):
-    torch.manual_seed(0)
-    return CharRNN(V, embed_dim=8, hidden_size=16, num_layers=1, cell=cell, **kw)
+    return text_data()
 
 
 def test_nan_stop_raises_with_advice(data):

@@ -4,6 +4,7 @@ load_charrnn rebuilding the standard CharRNN, all with weights_only=True, and th
 import numpy as np
 import pytest
 import torch
+from char_models import TEXT, small_model, text_data
 from torch import nn
 
 from labutils.layers import FastGRU
@@ -20,18 +21,10 @@ from labutils.train import (
     save_checkpoint,
 )
 
-TEXT = "the quick brown fox jumps over the lazy dog. " * 20
-
 
 @pytest.fixture
 def data():
-    vocab = CharVocab(TEXT)
-    return vocab, vocab.encode(TEXT)
-
-
-def small_model(V, cell="gru", **kw):
-    torch.manual_seed(0)
-    return CharRNN(V, embed_dim=8, hidden_size=16, num_layers=1, cell=cell, **kw)
+    return text_data()
 
 
 def test_checkpoint_round_trip(tmp_path, data):

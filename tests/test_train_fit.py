@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from packed_classifier import PackedClassifier
 from torch import nn
 
 import labutils as lu
@@ -46,7 +47,7 @@ def test_fit_passes_padded_pairs_to_a_classifier():
     torch.manual_seed(0)
     seqs = [[1, 2, 3], [4, 5], [1], [4, 4, 4, 4]] * 4  # the class is told by the first word
     labels = [0, 1, 0, 1] * 4
-    model = models.SequenceClassifier(6, n_classes=2, embed_dim=4, hidden_size=4)
+    model = PackedClassifier(6, n_classes=2, embed_dim=4, hidden_size=4)
     calls = []
     model.register_forward_pre_hook(lambda _module, args: calls.append(args))
     loader = datasets.make_loader(seqs, labels, batch_size=4)  # pads with id 0, which no sequence uses
@@ -62,31 +63,27 @@ def test_fit_passes_padded_pairs_to_a_classifier():
     assert expected == 1.0, "the classifier should learn to read the first word"
 
 
-def test_fit_stops_on_nan_with_advice():
-    class Exploding(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = nn.Linear(3, 2)
+class Poisoned(nn.Module):
+    """A linear model whose first logit is multiplied by ``factor``: NaN or infinity reaches the loss."""
 
-        def forward(self, x):
-            return self.lin(x) * float("nan")
+    def __init__(self, factor: float):
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+        self.factor = factor
 
-    with pytest.raises(train.TrainingDiverged, match="(?s)loss became nan at step 1.*lower the learning rate"):
-        train.fit(Exploding(), toy_batches(), epochs=1, progress=False, device="cpu")
+    def forward(self, x):
+        out = self.lin(x)
+        return torch.stack([out[:, 0] * self.factor, out[:, 1]], 1)
 
 
-def test_fit_stops_on_inf():
-    class Infinite(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = nn.Linear(3, 2)
-
-        def forward(self, x):
-            out = self.lin(x)
-            return torch.stack([out[:, 0] * math.inf, out[:, 1]], 1)
-
-    with pytest.raises(train.TrainingDiverged, match="diverged"):
-        train.fit(Infinite(), toy_batches(), epochs=1, progress=False, device="cpu")
+@pytest.mark.parametrize(
+    "factor, message",
+    [(math.nan, "(?s)loss became nan at step 1.*lower the learning rate"), (math.inf, "diverged")],
+    ids=["nan", "inf"],
+)
+def test_fit_stops_on_nan_or_inf_with_advice(factor, message):
+    with pytest.raises(train.TrainingDiverged, match=message):
+        train.fit(Poisoned(factor), toy_batches(), epochs=1, progress=False, device="cpu")
 
 
 def test_checkpoint_round_trip_and_refusals(tmp_path):

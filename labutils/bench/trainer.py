@@ -82,7 +82,7 @@ def gru_layers(quick: bool = False) -> tuple[type, type | None]:
     """The float32 GRU layer the MFU is measured with, and the bfloat16 one (or None).
 
     ``BF16FastGRU`` is left out of a quick run, and where bfloat16 products are slower than float32
-    ones (a CPU without bfloat16 instructions, where one of its training steps takes minutes):
+    ones (a CPU without bfloat16 instructions emulates them, many times slower):
     ``bf16_speedup`` and ``mfu_bf16`` are then 0.
     """
     if quick:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .feedback import CheckFailed, not_attempted, quiet_numpy, student_error
+from .feedback import CheckFailed, code_of, not_attempted, quiet_numpy, student_error
 from .feedback import StudentCodeError as StudentCodeError  # re-exported: checks raise it
 
 Arrays = dict[str, np.ndarray]
@@ -177,12 +177,53 @@ def grads_of(loss, tensors: Mapping[str, Any]) -> Arrays:
     return {f"grad_{n}": zeros[f"grad_{n}"] if g is None else as_numpy(g) for n, g in zip(names, grads, strict=True)}
 
 
+def _what_it_is(value) -> str:
+    """``a float``, ``a tuple of 3``: what a student's function returned, in words."""
+    return f"a {type(value).__name__}" + (f" of {len(value)}" if isinstance(value, (tuple, list)) else "")
+
+
 def unpack(result, count: int, what: str) -> tuple:
     """``result`` as a tuple of ``count`` things, or ``AssertionError`` saying what ``what`` must return."""
     if not isinstance(result, (tuple, list)) or len(result) != count:
-        got = f"a {type(result).__name__}" + (f" of {len(result)}" if isinstance(result, (tuple, list)) else "")
-        raise AssertionError(f"{what}; it returned {got}.")
+        raise AssertionError(f"{what}; it returned {_what_it_is(result)}.")
     return tuple(result)
+
+
+def returned_array(value, what: str) -> np.ndarray:
+    """What a student's function returned (a tensor, an array, numbers) as a NumPy copy of numbers, or
+    ``AssertionError`` saying what it must return (``what``) when it is something else: ``None``, text..."""
+    try:
+        array = as_numpy(value)
+    except (TypeError, ValueError, RuntimeError):  # e.g. a list of tensors that still need their gradient
+        array = np.array(None)
+    if array.dtype.kind not in "biuf":
+        raise AssertionError(f"{what}; it returned {_what_it_is(value)}.")
+    return array
+
+
+def param_key(name: str) -> str:
+    """A parameter's name as an output's name, without dots: ``rnn.weight_ih_l0`` -> ``rnn__weight_ih_l0``."""
+    return name.replace(".", "__")
+
+
+def given_params(model, names) -> dict[str, Any]:
+    """``{name: parameter}`` of a student's model for ``names`` (PyTorch's dotted names), or
+    ``AssertionError`` naming those it lacks: its ``__init__`` is given, only ``forward`` is the exercise."""
+    params = dict(model.named_parameters())
+    missing = [n for n in names if n not in params]
+    if missing:
+        parts = ", ".join(dict.fromkeys(f"self.{n.split('.')[0]}" for n in names))
+        raise AssertionError(
+            f"{type(model).__name__} has no parameter(s) {missing}: keep the given __init__ ({parts}); "
+            "only forward is the exercise."
+        )
+    return {n: params[n] for n in names}
+
+
+def param_arrays(params: Mapping[str, Any], prefix: str = "param_") -> Arrays:
+    """``{prefix + param_key(name): array}`` for named parameters (a dict, or ``model.named_parameters()``);
+    ``judges.oracle.load_weights`` copies them back into PyTorch layers."""
+    return {f"{prefix}{param_key(n)}": as_numpy(p) for n, p in dict(params).items()}
 
 
 # ---------------------------------------------------------------------- the Check protocol
@@ -211,8 +252,9 @@ class Check:
 
     ``needs`` names the notebook objects the probe uses, in the order ``__call__`` takes them.
     ``hints`` maps a kind of error (``feedback.error_kind``: ``matmul``, ``broadcast``, ``index``,
-    ``unpack``, ``key``, ``dtype``, ``type``) to the likely slip behind it in this exercise; it is
-    shown when the student's code raises that kind of error inside the probe.
+    ``unpack``, ``key``, ``dtype``, ``type``) or a fragment of an error's message (such as
+    ``"must be sorted in decreasing order"``, tried first) to the likely slip behind it in this
+    exercise; it is shown when the student's code raises such an error inside the probe.
     """
 
     grade_id: str
@@ -262,7 +304,7 @@ class Check:
         except NotImplementedError as exc:
             raise not_attempted(self.title, exc) from exc
         except Exception as exc:
-            error = student_error(self.title, exc, self.hints, self.probe)
+            error = student_error(self.title, exc, self.hints, self.probe, code_of(objects.values()))
             if error is None:
                 raise
             raise error from exc

@@ -5,8 +5,9 @@ Two exception classes carry a check's verdict out of ``Check.__call__``:
 * ``CheckFailed`` (an ``AssertionError``): the student's result is wrong; its message is the
   judge's advice.
 * ``StudentCodeError``: the student's own code raised inside the check. Its message says which
-  function raised what, and the likely slip for that kind of error in that exercise (a check
-  gives its hints per kind, see ``error_kind``); the original exception is its ``__cause__``.
+  function raised what, and the likely slip behind it in that exercise (a check gives its hints
+  by a fragment of the error's message or by its kind, see ``hint_for``); the original exception
+  is its ``__cause__``.
 
 Both define IPython's ``_render_traceback_`` hook, so a notebook shows the advice alone: no frame
 of ``labutils`` and none of its source lines (which would show other diagnoses). A
@@ -23,7 +24,7 @@ from __future__ import annotations
 import functools
 import sysconfig
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -62,13 +63,13 @@ def error_kind(exc: BaseException) -> str:
         return "index"
     if "values to unpack" in text:
         return "unpack"
+    if any(s in text for s in ("dtype", "scalar type", "expected tensor for argument", "long but found")):
+        return "dtype"  # first: a product of a float32 and a float64 matrix is a dtype error
     products = ("matmul", "mat1 and mat2", "shapes cannot be multiplied", "not aligned", "size mismatch", "input_size")
     if any(s in text for s in products):
         return "matmul"
     if "broadcast" in text or "must match the size of tensor" in text:
         return "broadcast"
-    if any(s in text for s in ("dtype", "scalar type", "expected tensor for argument", "long but found")):
-        return "dtype"
     if isinstance(exc, TypeError):
         return "type"
     return "other"
@@ -84,9 +85,14 @@ def _library_dirs() -> tuple[str, ...]:
     return tuple(sorted(dirs))
 
 
+#: Sources of compiled extensions (Cython): their frames carry the source's relative name, such as
+#: ``numpy/random/_generator.pyx``, which would otherwise resolve against the working folder.
+_COMPILED_SOURCES = (".pyx", ".pxd", ".pxi")
+
+
 def is_student_file(filename: str) -> bool:
     """True for code the student wrote or ran (notebook cells, their own files), not a library's."""
-    if filename.startswith("<frozen"):
+    if filename.startswith("<frozen") or filename.endswith(_COMPILED_SOURCES):
         return False
     if filename.startswith("<"):  # exec'd or IPython cells
         return True
@@ -187,13 +193,41 @@ def not_attempted(title: str, exc: NotImplementedError) -> NotImplementedError:
     return error
 
 
-def student_error(title: str, exc: Exception, hints: Mapping[str, str], probe=None) -> StudentCodeError | None:
+def hint_for(exc: BaseException, hints: Mapping[str, str]) -> str:
+    """The likely slip behind ``exc``: a check's hint keyed by a fragment of the error's message
+    (the first that occurs in it), else its hint for the error's kind (``error_kind``), else the
+    generic hint for that kind."""
+    text = str(exc)
+    for key, hint in hints.items():
+        if key not in GENERIC_HINTS and key in text:
+            return hint
+    kind = error_kind(exc)
+    return hints.get(kind) or GENERIC_HINTS[kind]
+
+
+def code_of(objects: Iterable) -> frozenset:
+    """The code objects of the functions among ``objects`` and of the methods of the classes among them."""
+    codes = set()
+    for obj in objects:
+        function = getattr(obj, "__func__", obj)  # a bound method's function
+        if hasattr(function, "__code__"):
+            codes.add(function.__code__)
+        elif isinstance(obj, type):
+            codes.update(v.__code__ for v in vars(obj).values() if hasattr(v, "__code__"))
+    return frozenset(codes)
+
+
+def student_error(
+    title: str, exc: Exception, hints: Mapping[str, str], probe=None, called: frozenset = frozenset()
+) -> StudentCodeError | None:
     """A ``StudentCodeError`` with advice for ``exc`` if the student's code raised it, else ``None``.
 
     The error is the student's when its traceback passes through their code. The advice names the
-    function the check called (and the one that raised, if different), the error, the check's hint
-    for its kind (``error_kind``) and the shapes of the arrays where it was raised. ``probe`` (the
-    check's own probe function) is never counted as the student's code, wherever it is defined.
+    function the check called (and the one that raised, if different), the error, the likely slip
+    (``hint_for``) and the shapes of the arrays where it was raised. ``probe`` (the check's own
+    probe function) is never counted as the student's code, wherever it is defined. The check's
+    hints are about the functions it calls (``called``: their code objects, see ``code_of``): when
+    the error comes from another function of the student's, the advice is to fix that one first.
     """
     skip = (probe.__code__,) if hasattr(probe, "__code__") else ()
     frames = student_frames(exc.__traceback__, skip)
@@ -201,10 +235,12 @@ def student_error(title: str, exc: Exception, hints: Mapping[str, str], probe=No
         return None
     named = [tb for tb, _ in frames if not tb.tb_frame.f_code.co_name.startswith("<")]  # no <listcomp>, <lambda>
     outer, inner = (named[0], named[-1]) if named else (frames[0][0], frames[-1][0])
-    kind = error_kind(exc)
     if inner is outer:
-        lines = [f"{_qualname(outer)} raised {type(exc).__name__}: {exc}", hints.get(kind) or GENERIC_HINTS[kind]]
-    else:  # the check's hints are about the function it calls, not about this one
+        lines = [f"{_qualname(outer)} raised {type(exc).__name__}: {exc}", hint_for(exc, hints)]
+    elif inner.tb_frame.f_code in called:  # one checked function calls another
+        lines = [f"{_qualname(outer)} raised {type(exc).__name__} in {_qualname(inner)}: {exc}", hint_for(exc, hints)]
+    else:  # the check's hints are about the functions it calls, not about this one
+        kind = error_kind(exc)
         lines = [
             f"{_qualname(outer)} raised {type(exc).__name__} in {_qualname(inner)}, which it calls: {exc}",
             f"Fix {_qualname(inner)} first (does its own check pass?). {GENERIC_HINTS[kind]}",

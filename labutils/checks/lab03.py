@@ -14,7 +14,7 @@ float64 and, when an answer is off, compare it with the oracles of the usual sli
 
 from __future__ import annotations
 
-from .core import Check, as_numpy, grads_of, tensor64, unpack
+from .core import Check, as_numpy, given_params, grads_of, param_arrays, param_key, tensor64, unpack
 
 # Sizes of the random problems: all different, so that a swapped axis shows in the shape.
 B, T, D, H, L = 3, 5, 4, 6, 2
@@ -129,11 +129,6 @@ MODEL_PARAMS = (
 )
 
 
-def key(name: str) -> str:
-    """A parameter's name as an output key (no dots)."""
-    return name.replace(".", "__")
-
-
 def _model_inputs(rng):
     return {"x": rng.integers(0, MV, size=(MB, MT)).astype("int64"), "G": rng.normal(size=(MB, MV))}
 
@@ -143,18 +138,11 @@ def _probe_model(objs, inp):
 
     torch.manual_seed(0)
     model = objs["NextWordRNN"](MV, ME, MH, ML).double()
-    params = dict(model.named_parameters())
-    missing = [p for p in MODEL_PARAMS if p not in params]
-    if missing:
-        raise AssertionError(
-            f"NextWordRNN has no parameter(s) {missing}: keep the given __init__ (self.embedding, self.rnn, self.out); "
-            "only forward is the exercise."
-        )
+    params = given_params(model, MODEL_PARAMS)
     logits = torch.as_tensor(model(torch.as_tensor(inp["x"])))
-    out = {"logits": as_numpy(logits)}
-    out.update({f"param_{key(p)}": as_numpy(params[p]) for p in MODEL_PARAMS})
+    out = {"logits": as_numpy(logits), **param_arrays(params)}
     loss = (logits * tensor64(inp["G"])).sum() if tuple(logits.shape) == (MB, MV) else torch.zeros(())
-    out.update(grads_of(loss, {key(p): params[p] for p in MODEL_PARAMS}))
+    out.update(grads_of(loss, {param_key(p): params[p] for p in MODEL_PARAMS}))
     return out
 
 

@@ -9,23 +9,19 @@
   cross-entropy of a true continuation after a prefix), against the same computation done step by
   step with PyTorch layers holding the model's weights.
 
-This module keeps the ``Check`` definitions, the inputs and the probes (which run the student's
-code and nothing else); the oracles, the slips and their advice live in
-``labutils.checks.judges.lab05``, imported only when a result is judged.
+This module keeps the ``Check`` definitions, the inputs, the probes (which run the student's
+code and nothing else) and the hints for errors the student's code raises (``Check.hints``); the
+oracles, the slips and their advice live in ``labutils.checks.judges.lab05``, imported only when
+a result is judged.
 """
 
 from __future__ import annotations
 
-import re
-import traceback
-from pathlib import Path
-
 import numpy as np
 
-from .core import Check
+from .core import Check, given_params, param_arrays, returned_array
 
 JUDGES = "labutils.checks.judges.lab05"
-_LABUTILS = str(Path(__file__).resolve().parent.parent)
 
 # Sizes of the random problems: all different, so that a swapped axis shows in the shape.
 V, C, E, H, L = 13, 3, 4, 5, 2  # vocabulary, classes, embedding, hidden, layers
@@ -36,36 +32,6 @@ CLASSIFIER_PARAMS = (
     + [f"rnn.{k}_l{layer}" for layer in range(L) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
     + ["classify.weight", "classify.bias"]
 )
-
-
-def key(name: str) -> str:
-    """A parameter name as an array name (``rnn.weight_ih_l0`` -> ``rnn__weight_ih_l0``)."""
-    return name.replace(".", "__")
-
-
-# ------------------------------------------------------------------------ student errors
-_LIBRARY = re.compile(r"site-packages|/lib/python|\.pyx$|(^|/)(numpy|torch)/")
-
-
-def _is_student_frame(filename: str) -> bool:
-    """Frames of the notebook's code: not labutils, not an installed package or its compiled parts."""
-    return not (filename.startswith(_LABUTILS) or _LIBRARY.search(filename))
-
-
-def student_error(exc: BaseException) -> dict:
-    """An exception raised by the student's code, as plain text the judge turns into advice.
-
-    ``NotImplementedError`` (an exercise still a stub) is re-raised, so that the grader records
-    the item as not done.  The traceback keeps only the notebook's own frames.
-    """
-    if isinstance(exc, NotImplementedError):
-        raise exc
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_student_frame(f.filename)]
-    return {
-        "error_type": type(exc).__name__,
-        "error": str(exc)[:1500],
-        "error_where": "".join(traceback.format_list(frames[-3:]))[:1500],
-    }
 
 
 # ------------------------------------------------------------------------------ classifier
@@ -81,24 +47,15 @@ def _probe_classifier(objs, inp):
 
     torch.manual_seed(0)
     model = objs["PassageClassifier"](V, C, embed_dim=E, hidden_size=H, num_layers=L).double().eval()
-    params = dict(model.named_parameters())
-    missing = [p for p in CLASSIFIER_PARAMS if p not in params]
-    if missing:
-        raise AssertionError(
-            f"PassageClassifier has no parameter(s) {missing}: keep the given __init__ (self.embedding, "
-            "self.rnn, self.classify); only forward is the exercise."
-        )
+    params = given_params(model, CLASSIFIER_PARAMS)
     with torch.no_grad():
         for p in params.values():  # weights large enough that every step matters
             p.mul_(2.5)
-    out = {f"param_{key(p)}": params[p].detach().numpy() for p in CLASSIFIER_PARAMS}
+    out = param_arrays(params)
     lengths = torch.tensor(inp["lengths"])  # copies: the inputs stay as drawn whatever forward does
-    try:
-        with torch.no_grad():
-            logits = model(torch.tensor(inp["x"]), lengths)
-        out["logits"] = torch.as_tensor(logits).detach().double().numpy()
-    except Exception as exc:  # noqa: BLE001 -- the judge turns it into advice
-        out.update(student_error(exc))
+    with torch.no_grad():
+        logits = model(torch.tensor(inp["x"]), lengths)
+    out["logits"] = returned_array(logits, "PassageClassifier.forward must return the logits, a tensor (B, C)")
     out["lengths_after"] = lengths.numpy()  # forward must not sort the caller's lengths in place
     return out
 
@@ -111,6 +68,20 @@ check_classifier = Check(
     probe=_probe_classifier,
     judge=f"{JUDGES}:judge_classifier",
     success="✔ PassageClassifier.forward gives every passage the logits it gets when run alone, unpadded.",
+    hints={
+        "must be sorted in decreasing order": "pack_padded_sequence refused the lengths: they come in any order "
+        f"(here {list(LENGTHS)}), and with the default enforce_sorted=True PyTorch wants them longest first. Pass "
+        "enforce_sorted=False: PyTorch then sorts the batch itself and gives h_n back in your order.",
+        "1D CPU int64 tensor": "pack_padded_sequence wants the lengths on the CPU as int64: pass lengths.cpu().",
+        "exceeds dimension size": "the packed batch does not fit the GRU: the batches are batch-first, so pack "
+        "with batch_first=True.",
+        "to be equal to batch_size": "pack_padded_sequence read the time axis as the batch axis: the batches are "
+        "batch-first, so pass batch_first=True.",
+        "PackedSequence": "self.rnn on a PackedSequence returns its outputs packed too: the many-to-one classifier "
+        "does not need them; take the final state h_n it returns second.",
+        "matmul": "self.classify expects one H-vector per passage, (B, H). h_n is (num_layers, B, H): take the top "
+        "layer, h_n[-1].",
+    },
 )
 
 
@@ -156,25 +127,17 @@ def _probe_free(objs, inp):
     import torch
 
     model = small_char_model()
-    out = {f"param_{key(n)}": p.detach().numpy() for n, p in model.named_parameters()}
-    try:
+    out = param_arrays(model.named_parameters())
+    ids = "free_running must return the n generated ids, a 1-D tensor"
+    with torch.no_grad():
         for i, prompt in enumerate(inp["prompts"]):
-            with torch.no_grad():
-                first = objs["free_running"](model, torch.tensor(prompt), N_FREE)
-                again = objs["free_running"](model, torch.tensor(prompt), N_FREE)
-            out[f"free{i}"] = torch.as_tensor(first).detach().cpu().numpy()
-            out[f"again{i}"] = torch.as_tensor(again).detach().cpu().numpy()
-    except Exception as exc:  # noqa: BLE001
-        out.update({f"free_{k}": v for k, v in student_error(exc).items()})
-    try:
+            out[f"free{i}"] = returned_array(objs["free_running"](model, torch.tensor(prompt), N_FREE), ids)
+            out[f"again{i}"] = returned_array(objs["free_running"](model, torch.tensor(prompt), N_FREE), ids)
         losses = []
         for prefix, cont in zip(inp["prefixes"], inp["continuations"], strict=True):
-            with torch.no_grad():
-                loss = objs["continuation_loss"](model, torch.tensor(prefix), torch.tensor(cont))
-            losses.append(torch.as_tensor(loss).detach().double().numpy())
-        out["losses"] = np.stack(losses)
-    except Exception as exc:  # noqa: BLE001
-        out.update({f"loss_{k}": v for k, v in student_error(exc).items()})
+            loss = objs["continuation_loss"](model, torch.tensor(prefix), torch.tensor(cont))
+            losses.append(returned_array(loss, "continuation_loss must return one number, the mean loss"))
+    out["losses"] = np.stack(losses)
     return out
 
 
@@ -187,4 +150,11 @@ check_free_running = Check(
     judge=f"{JUDGES}:judge_free_running",
     success="✔ free_running feeds back the model's own argmax, and continuation_loss scores the true "
     "continuation after its prefix.",
+    hints={
+        "stack expects a non-empty": "free_running collected no ids: append one per step, n times.",
+        "Expected input batch_size": "cross_entropy wants logits (N, V) and targets (N,): select the M positions "
+        "that predict the continuation, logits[0, len(prefix) - 1 : -1] or similar, and pass the continuation as "
+        "targets.",
+        "only one element tensors": "continuation_loss must return one number, the mean over the continuation.",
+    },
 )

@@ -13,16 +13,16 @@
   on a small model: greedy (temperature 0) against a step-by-step oracle; sampled, the joint
   frequencies of the first two characters against the oracle's probabilities.
 
-This module keeps the ``Check`` definitions, the inputs and the probes; the oracles, the slips
-and their advice live in ``labutils.checks.judges.lab06``, imported only when a result is judged.
+This module keeps the ``Check`` definitions, the inputs, the probes and the hints for errors the
+student's code raises (``Check.hints``); the oracles, the slips and their advice live in
+``labutils.checks.judges.lab06``, imported only when a result is judged.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .core import Check
-from .lab05 import key, student_error
+from .core import Check, param_arrays, returned_array, unpack
 
 JUDGES = "labutils.checks.judges.lab06"
 
@@ -36,6 +36,29 @@ MODEL_PARAMS = (
     + [f"rnn.{k}_l{layer}" for layer in range(L) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
     + ["decoder.weight", "decoder.bias"]
 )
+
+
+DETACH = (
+    "the state carried into this batch still holds the previous batch's graph, so backward() tries to go back "
+    "through it. Return hidden.detach() from tbptt_step: truncated BPTT cuts the graph at every batch boundary."
+)
+TBPTT_HINTS = {
+    "backward through the graph a second time": DETACH,
+    "modified by an inplace operation": DETACH,
+    "Expected hidden size": "the model was given a hidden state of the wrong shape: tbptt_step must return the "
+    "state the model returned for this batch, h_n (L, B, H), detached -- not its output.",
+    "Expected input batch_size": "cross_entropy wants logits (N, V) and targets (N,): reshape the logits (B, T, V) "
+    "to (B*T, V) and the targets (B, T) to (B*T,).",
+    "Expected target size": "cross_entropy wants logits (B*T, V) and targets (B*T,): reshape both before the loss.",
+    "only one element tensors": "the loss must be one number: the mean over all B*T positions.",
+    "scalar outputs": "the loss must be one number (the mean over all B*T positions) before backward().",
+    "does not require grad": "the loss has no graph: compute it from the model's logits with torch operations (no "
+    ".item(), no NumPy, no torch.no_grad()) before calling backward().",
+    "Long": "the targets must be int64 class indices: torch.as_tensor(y) keeps NumPy's int64.",
+    "class probabilities": "the targets must be int64 class indices, not floats.",
+    "'numpy.ndarray' object has no attribute": "x and y arrive as NumPy arrays: turn them into tensors on the "
+    "model's device first (the given lines do).",
+}
 
 
 def small_model(vocab_size: int = V):
@@ -78,16 +101,13 @@ def _tbptt_inputs(rng):
     return inp
 
 
-def _params(model, prefix: str) -> dict:
-    return {f"{prefix}{key(n)}": p.detach().numpy().copy() for n, p in model.named_parameters()}
-
-
 def _state(h) -> dict:
     """A hidden state a model was given or returned: its values and whether a graph hangs on it."""
     if h is None:
         return {"none": True, "graph": False, "value": np.zeros((L, B, H))}
     graph = bool(getattr(h, "requires_grad", False) or getattr(h, "grad_fn", None) is not None)
-    return {"none": False, "graph": graph, "value": np.asarray(h.detach().double().numpy())}
+    value = returned_array(h, "a hidden state must be a tensor (L, B, H)").astype(np.float64)
+    return {"none": False, "graph": graph, "value": value}
 
 
 def _loss_value(loss, prefix: str) -> dict:
@@ -102,18 +122,13 @@ def _probe_step(objs, inp) -> dict:
     import torch
 
     model = small_model()
-    out = _params(model, "init_")
+    out = param_arrays(model.named_parameters(), "init_")
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
     for p in model.parameters():
         p.grad = torch.full_like(p, STALE_GRAD)
-    try:
-        result = objs["tbptt_step"](model, optimizer, inp["x0"].copy(), inp["y0"].copy(), _h0(inp), CLIP)
-    except Exception as exc:  # noqa: BLE001 -- the judge turns it into advice
-        return out | {f"step_{k}": v for k, v in student_error(exc).items()}
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        return out | {"step_returned": np.asarray(type(result).__name__)}
-    loss, hidden = result
-    out |= _loss_value(loss, "step_") | _params(model, "step_")
+    result = objs["tbptt_step"](model, optimizer, inp["x0"].copy(), inp["y0"].copy(), _h0(inp), CLIP)
+    loss, hidden = unpack(result, 2, "tbptt_step must return two things, (loss, hidden)")
+    out |= _loss_value(loss, "step_") | param_arrays(model.named_parameters(), "step_")
     out |= {f"step_hidden_{k}": v for k, v in _state(hidden).items()}
     given = _state(model.calls[0]) if model.calls else {"none": True, "graph": False, "value": np.zeros(0)}
     out |= {"step_calls": len(model.calls), "step_given_none": given["none"], "step_given": given["value"]}
@@ -132,13 +147,14 @@ def _probe_loop(objs, inp) -> dict:
     model = small_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
     batches = [(inp[f"x{k}"].copy(), inp[f"y{k}"].copy()) for k in range(K)]  # as StreamBatches yields them
-    try:
-        losses = objs["train_streams"](model, optimizer, batches, CLIP)
-        losses = [float(torch.as_tensor(loss).detach()) for loss in losses]
-    except Exception as exc:  # noqa: BLE001
-        return {f"loop_{k}": v for k, v in student_error(exc).items()}
+    losses = objs["train_streams"](model, optimizer, batches, CLIP)
+    if not isinstance(losses, (list, tuple)):
+        raise AssertionError(
+            f"train_streams must return a list of losses, one per batch; it returned a {type(losses).__name__}."
+        )
+    losses = [float(torch.as_tensor(loss).detach()) for loss in losses]
     out = {"loop_losses": np.asarray(losses, dtype=np.float64), "loop_calls": len(model.calls)}
-    out |= _params(model, "loop_")
+    out |= param_arrays(model.named_parameters(), "loop_")
     for k, (given, returned) in enumerate(zip(model.calls, model.returned, strict=True)):
         out |= {f"loop_given{k}_{name}": v for name, v in _state(given).items()}
         out[f"loop_returned{k}"] = _state(returned)["value"]
@@ -158,6 +174,7 @@ check_tbptt = Check(
     judge=f"{JUDGES}:judge_tbptt",
     success="✔ tbptt_step takes the right optimiser step and returns a detached state; train_streams carries "
     "it from batch to batch.",
+    hints=TBPTT_HINTS,
 )
 
 
@@ -183,25 +200,20 @@ def _probe_sample_next(objs, inp):
     sample_next = objs["sample_next"]
     logits = torch.tensor(inp["logits"], dtype=torch.float32)
     seeds = [int(s) for s in inp["seeds"]]
-    out = {}
-    try:
-        given = logits.clone()
-        first = sample_next(given, 0.5, None, np.random.default_rng(seeds[0]))
-        out["mutated"] = not torch.equal(given, logits)
-        out["type"] = np.asarray(type(first).__name__)
-        if isinstance(first, torch.Tensor) or not isinstance(first, (int, np.integer)):
-            return out
-        for c, (temperature, top_k) in enumerate(SETTINGS):
-            rng = np.random.default_rng(seeds[c])
-            out[f"draws{c}"] = np.array([sample_next(logits.clone(), temperature, top_k, rng) for _ in range(N_DRAWS)])
-        greedy = [torch.tensor(g, dtype=torch.float32) for g in inp["greedy_logits"]]
-        out["greedy"] = np.array([sample_next(g, 0.0, None, np.random.default_rng(0)) for g in greedy])
-        out["greedy_top2"] = np.array([sample_next(g, 0.0, 2, np.random.default_rng(0)) for g in greedy])
-        for name in ("repeat_a", "repeat_b"):  # two generators seeded alike
-            rng = np.random.default_rng(seeds[-1])
-            out[name] = np.array([sample_next(logits.clone(), 1.0, None, rng) for _ in range(N_REPEAT)])
-    except Exception as exc:  # noqa: BLE001
-        out |= student_error(exc)
+    given = logits.clone()
+    first = sample_next(given, 0.5, None, np.random.default_rng(seeds[0]))
+    out = {"mutated": not torch.equal(given, logits), "type": np.asarray(type(first).__name__)}
+    if isinstance(first, torch.Tensor) or not isinstance(first, (int, np.integer)):
+        return out
+    for c, (temperature, top_k) in enumerate(SETTINGS):
+        rng = np.random.default_rng(seeds[c])
+        out[f"draws{c}"] = np.array([sample_next(logits.clone(), temperature, top_k, rng) for _ in range(N_DRAWS)])
+    greedy = [torch.tensor(g, dtype=torch.float32) for g in inp["greedy_logits"]]
+    out["greedy"] = np.array([sample_next(g, 0.0, None, np.random.default_rng(0)) for g in greedy])
+    out["greedy_top2"] = np.array([sample_next(g, 0.0, 2, np.random.default_rng(0)) for g in greedy])
+    for name in ("repeat_a", "repeat_b"):  # two generators seeded alike
+        rng = np.random.default_rng(seeds[-1])
+        out[name] = np.array([sample_next(logits.clone(), 1.0, None, rng) for _ in range(N_REPEAT)])
     return out
 
 
@@ -215,6 +227,16 @@ check_sample_next = Check(
     success=f"✔ sample_next: over {N_DRAWS} draws per setting its frequencies agree with softmax(logits / "
     "temperature), top-k never leaves the k best, temperature 0 gives the argmax, and a seeded rng reproduces "
     "its draws.",
+    hints={
+        "do not sum to 1": "rng.choice checks in float64 that the probabilities sum to 1: compute them in float64 "
+        "(.double()) and, after top-k, from the filtered logits (softmax renormalises).",
+        "contain NaN": "the probabilities hold NaN: at temperature 0 logits / temperature divides by zero. Return "
+        "the argmax there, before dividing; and never take the softmax of logits that are all -inf.",
+        "division by zero": "temperature 0 means the argmax: return it before dividing by the temperature.",
+        "NoneType": "top_k=None means no filtering: test `if top_k is not None` before using it.",
+        "non-negative": "the probabilities must be non-negative: take the softmax of the (filtered) logits.",
+        "has no attribute 'choice'": "rng is a NumPy Generator: draw with rng.choice(V, p=probs).",
+    },
 )
 
 
@@ -242,19 +264,16 @@ def _probe_generate(objs, inp):
     vocab = CharVocab(GEN_TEXT)
     model = small_model(len(vocab)).eval()
     seeds = [int(s) for s in inp["seeds"]]
-    out = _params(model, "param_")
-    try:
-        with torch.no_grad():
-            out["greedy"] = _text(generate(model, vocab, PRIME, GREEDY_LEN, 0.0, None, np.random.default_rng(0)))
-            out["greedy2"] = _text(generate(model, vocab, PRIME, GREEDY_LEN, 0.0, None, np.random.default_rng(1)))
-            out["top1"] = _text(generate(model, vocab, PRIME, GREEDY_LEN, 1.3, 1, np.random.default_rng(0)))
-            rng = np.random.default_rng(seeds[0])
-            pairs = [_text(generate(model, vocab, PRIME, 2, GEN_TEMPERATURE, None, rng)) for _ in range(N_GEN)]
-            out["pairs"] = np.asarray(pairs)
-            for name, seed in (("repeat_a", seeds[1]), ("repeat_b", seeds[1]), ("repeat_c", seeds[2])):
-                out[name] = _text(generate(model, vocab, PRIME, 20, 1.0, None, np.random.default_rng(seed)))
-    except Exception as exc:  # noqa: BLE001
-        out |= student_error(exc)
+    out = param_arrays(model.named_parameters())
+    with torch.no_grad():
+        out["greedy"] = _text(generate(model, vocab, PRIME, GREEDY_LEN, 0.0, None, np.random.default_rng(0)))
+        out["greedy2"] = _text(generate(model, vocab, PRIME, GREEDY_LEN, 0.0, None, np.random.default_rng(1)))
+        out["top1"] = _text(generate(model, vocab, PRIME, GREEDY_LEN, 1.3, 1, np.random.default_rng(0)))
+        rng = np.random.default_rng(seeds[0])
+        pairs = [_text(generate(model, vocab, PRIME, 2, GEN_TEMPERATURE, None, rng)) for _ in range(N_GEN)]
+        out["pairs"] = np.asarray(pairs)
+        for name, seed in (("repeat_a", seeds[1]), ("repeat_b", seeds[1]), ("repeat_c", seeds[2])):
+            out[name] = _text(generate(model, vocab, PRIME, 20, 1.0, None, np.random.default_rng(seed)))
     return out
 
 
@@ -267,4 +286,10 @@ check_generate = Check(
     judge=f"{JUDGES}:judge_generate",
     success="✔ generate reads the prime, then feeds each sampled character back with the hidden state: greedy "
     "text matches step-by-step decoding, and sampled characters have the model's probabilities.",
+    hints={
+        "not in the vocabulary": "the vocabulary encodes characters: vocab.encode(prime); decode the ids you drew.",
+        "outside": "vocab.decode takes ids in 0..V-1: decode the ids sample_next returned.",
+        "Expected tensor for argument": "the model reads int64 ids shaped (1, T): torch.tensor([[token]]).",
+        "must be a str": "generate returns a string: prime + vocab.decode(ids).",
+    },
 )

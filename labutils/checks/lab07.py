@@ -15,8 +15,8 @@ on the last 5% of ``cano.txt`` exactly as distributed, and, from saved files, a 
 sample at the student's temperature.  Nothing a notebook prints is trusted.
 
 Thresholds depend on the budget (``make_inputs`` reads it; the grader names it: full for
-saved models): the full budget expects models a student trains in minutes; the CI budget, the
-tiny ones the test suite trains in seconds.
+saved models): the full budget expects the models of a student's full training run; the CI
+budget, the tiny ones the test suite trains.
 """
 
 from __future__ import annotations

@@ -171,23 +171,11 @@ def _judge_shapes(h, y) -> None:
             f"h has shape {np.shape(h)} and y_hat {np.shape(y)}: that is the column convention (n, m, T). "
             f"The labs are batch-first: h is (B, T, H) = {(B, T, H)} and y_hat is (B, T, V) = {(B, T, V)}."
         )
-    short = "One step short: does the loop run over range(T), T = x.shape[1]?"
-    assert_shape(
-        "h",
-        h,
-        (B, T, H),
-        short
-        if np.shape(h) == (B, T - 1, H)
-        else "One hidden state per example and time step: np.zeros((B, T, H)) to start.",
-    )
-    assert_shape(
-        "y_hat",
-        y,
-        (B, T, V),
-        short
-        if np.shape(y) == (B, T - 1, V)
-        else "One prediction per example and time step: np.zeros((B, T, V)) to start.",
-    )
+    for name, got, size, letter, what in (("h", h, H, "H", "One hidden state"), ("y_hat", y, V, "V", "One prediction")):
+        hint = f"{what} per example and time step: np.zeros((B, T, {letter})) to start."
+        if np.shape(got) == (B, T - 1, size):
+            hint = "One step short: does the loop run over range(T), T = x.shape[1]?"
+        assert_shape(name, got, (B, T, size), hint)
     assert_finite("h", h)
     assert_finite("y_hat", y)
 

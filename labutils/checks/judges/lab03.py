@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import assert_shape, grads_of
-from ..lab03 import CASES, MB, ME, MH, ML, MODEL_PARAMS, MT, MV, B, D, H, L, T, key, param_names
-from .oracle import as_numpy, close, describe_mismatch, first_slip, judge_grads, tensor64
+from ..core import assert_shape, grads_of, param_key
+from ..lab03 import CASES, MB, ME, MH, ML, MODEL_PARAMS, MT, MV, B, D, H, L, T, param_names
+from .oracle import as_numpy, close, describe_mismatch, first_slip, judge_grads, load_weights, params_of, tensor64
 
 
 # -------------------------------------------------------------------- stacked forward
@@ -189,14 +189,12 @@ def _model_oracle(inp, out):
     emb, rnn = nn.Embedding(MV, ME).double(), nn.RNN(ME, MH, ML, batch_first=True).double()
     lin = nn.Linear(MH, MV).double()
     modules = {"embedding": emb, "rnn": rnn, "out": lin}
-    with torch.no_grad():
-        for p in MODEL_PARAMS:
-            owner, name = p.split(".")
-            getattr(modules[owner], name).copy_(tensor64(out[f"param_{key(p)}"]))
+    load_weights(modules, out, MODEL_PARAMS)
     states, h_n = rnn(emb(torch.as_tensor(inp["x"])))
     logits = lin(states[:, -1])
     loss = (logits * tensor64(inp["G"])).sum()
-    grads = grads_of(loss, {key(p): getattr(modules[p.split(".")[0]], p.split(".")[1]) for p in MODEL_PARAMS})
+    params = params_of(modules)
+    grads = grads_of(loss, {param_key(p): params[p] for p in MODEL_PARAMS})
     return logits, states, h_n, lin, grads
 
 

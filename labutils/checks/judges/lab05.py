@@ -30,73 +30,14 @@ from ..lab05 import (
     L,
     T,
     V,
-    key,
 )
+from .oracle import close, load_weights
 
 T_MAX = T  # the padded length: the longest passage has no padding
 TOL = 1e-6  # the student's float64 against ours; a little room for a float32 detour
 
 
-def tensor64(a):
-    import torch
-
-    return torch.tensor(np.asarray(a, dtype=np.float64))
-
-
-def close(a, b, tol: float = TOL) -> bool:
-    return np.shape(a) == np.shape(b) and bool(np.all(np.isfinite(a))) and rel_error(a, b) <= tol
-
-
-def explain_error(what: str, out: dict, prefix: str, advice: dict[str, str]) -> None:
-    """Raise advice for an exception the student's code raised (recorded by the probe), if any."""
-    error = out.get(f"{prefix}error")
-    if error is None:
-        return
-    error, kind = str(error), str(out.get(f"{prefix}error_type", "Exception"))
-    hint = next((text for pattern, text in advice.items() if pattern in error), "")
-    where = str(out.get(f"{prefix}error_where", "")).strip()
-    raise AssertionError(
-        f"{hint or f'{what} raised an error on a small test batch.'}\n\n{what} raised {kind}: {error}"
-        + (f"\nin your code:\n{where}" if where else "")
-    )
-
-
-def load_weights(modules: dict, out: dict, names, prefix: str = "param_") -> None:
-    """Copy the weights the probe extracted (``{prefix}{name}`` arrays) into our own layers."""
-    import torch
-
-    with torch.no_grad():
-        for name in names:
-            owner, attr = name.split(".")
-            getattr(modules[owner], attr).copy_(tensor64(out[f"{prefix}{key(name)}"]))
-
-
 # ------------------------------------------------------------------------------ classifier
-CLASSIFIER_ERRORS = {
-    "must be sorted in decreasing order": (
-        "pack_padded_sequence refused the lengths: they come in any order (here "
-        f"{list(LENGTHS)}), and with the default enforce_sorted=True PyTorch wants them longest first. "
-        "Pass enforce_sorted=False: PyTorch then sorts the batch itself and gives h_n back in your order."
-    ),
-    "1D CPU int64 tensor": "pack_padded_sequence wants the lengths on the CPU as int64: pass lengths.cpu().",
-    "exceeds dimension size": (
-        "the packed batch does not fit the GRU: the batches are batch-first, so pack with batch_first=True."
-    ),
-    "to be equal to batch_size": (
-        "pack_padded_sequence read the time axis as the batch axis: the batches are batch-first, so pass "
-        "batch_first=True."
-    ),
-    "PackedSequence": (
-        "self.rnn on a PackedSequence returns its outputs packed too: the many-to-one classifier does not need "
-        "them; take the final state h_n it returns second."
-    ),
-    "mat1 and mat2 shapes cannot be multiplied": (
-        "self.classify expects one H-vector per passage, (B, H). h_n is (num_layers, B, H): take the top "
-        "layer, h_n[-1]."
-    ),
-}
-
-
 def _classifier_layers(out):
     from torch import nn
 
@@ -159,7 +100,6 @@ CLASSIFIER_SLIPS = {
 
 
 def judge_classifier(inp, out):
-    explain_error("PassageClassifier.forward", out, "", CLASSIFIER_ERRORS)
     if not np.array_equal(out["lengths_after"], inp["lengths"]):
         raise AssertionError(
             "forward changed the caller's lengths tensor in place (sorted it?): leave it as it is and pass "
@@ -173,12 +113,12 @@ def judge_classifier(inp, out):
     }
     assert_shape("logits", logits, (B, C), hints.get(tuple(np.shape(logits)), ""))
     oracles = _classifier_oracles(inp, out)
-    if close(logits, oracles["right"]):
+    if close(logits, oracles["right"], TOL):
         return
     for name, advice in CLASSIFIER_SLIPS.items():
-        if close(logits, oracles[name]):
+        if close(logits, oracles[name], TOL):
             raise AssertionError(f"logits are wrong: {advice}")
-    rows = [b for b in range(B) if not close(logits[b], oracles["right"][b])]
+    rows = [b for b in range(B) if not close(logits[b], oracles["right"][b], TOL)]
     raise AssertionError(
         f"logits differ from each passage run alone (relative error {rel_error(logits, oracles['right']):.1e}; "
         f"wrong for the passages of lengths {[LENGTHS[b] for b in rows]}). Embed x, pack it with its lengths "
@@ -187,19 +127,6 @@ def judge_classifier(inp, out):
 
 
 # ---------------------------------------------------------------- free running vs forcing
-FREE_ERRORS = {
-    "NoneType": "free_running must return the n generated ids as a 1-D tensor.",
-    "stack expects a non-empty": "free_running collected no ids: append one per step, n times.",
-}
-LOSS_ERRORS = {
-    "Expected input batch_size": (
-        "cross_entropy wants logits (N, V) and targets (N,): select the M positions that predict the "
-        "continuation, logits[0, len(prefix) - 1 : -1] or similar, and pass the continuation as targets."
-    ),
-    "only one element tensors": "continuation_loss must return one number, the mean over the continuation.",
-}
-
-
 def _lm_layers(out):
     from torch import nn
 
@@ -266,7 +193,6 @@ FREE_SLIPS = {
 def _judge_free(inp, out, m) -> None:
     import torch
 
-    explain_error("free_running", out, "free_", FREE_ERRORS)
     with torch.no_grad():
         for i, prompt in enumerate(inp["prompts"]):
             got, again, want = out[f"free{i}"], out[f"again{i}"], _greedy(m, prompt, N_FREE)
@@ -336,17 +262,16 @@ LOSS_SLIPS = {
 def _judge_loss(inp, out, m) -> None:
     import torch
 
-    explain_error("continuation_loss", out, "loss_", LOSS_ERRORS)
     losses = out["losses"]
     hints = {(PAIRS, CONT_LEN): "That is one loss per character: return their mean, one number."}
     assert_shape("continuation_loss(...) for each test pair", losses, (PAIRS,), hints.get(np.shape(losses), ""))
     with torch.no_grad():
         oracles = [_continuation_losses(m, p, c) for p, c in zip(inp["prefixes"], inp["continuations"], strict=True)]
     want = np.array([o["right"] for o in oracles])
-    if close(losses, want):
+    if close(losses, want, TOL):
         return
     for kind, advice in LOSS_SLIPS.items():
-        if close(losses, np.array([o[kind] for o in oracles])):
+        if close(losses, np.array([o[kind] for o in oracles]), TOL):
             raise AssertionError(f"continuation_loss is wrong: {advice}")
     raise AssertionError(
         f"continuation_loss gave {np.round(losses, 4).tolist()}, expected {np.round(want, 4).tolist()} (nats): run "

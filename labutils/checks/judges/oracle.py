@@ -6,15 +6,18 @@
   "relative error 1.0e+00", which tells a student nothing.
 * ``first_slip(got, slips)``: the advice of the first slip variant a result matches.
 * ``judge_grads``: compare the gradients a probe extracted with an oracle's, explaining a mismatch.
+* ``load_weights`` / ``param_values``: the student's weights, as a probe extracted them
+  (``core.param_arrays``), copied into our own PyTorch layers or read back by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
-from ..core import as_numpy, assert_shape, rel_error, tensor64
+from ..core import as_numpy, assert_shape, param_key, rel_error, tensor64
 
 __all__ = [
     "GRAD_TOL",
@@ -25,6 +28,9 @@ __all__ = [
     "entries_close",
     "first_slip",
     "judge_grads",
+    "load_weights",
+    "param_values",
+    "params_of",
     "tensor64",
     "wrong_steps",
 ]
@@ -118,3 +124,24 @@ def judge_grads(out: dict, oracle: dict, what: str) -> None:
             f"the outputs are right but the gradient with respect to {name} {describe_mismatch(got, want)}: "
             "is a state detached, or copied with .data, somewhere? Backpropagation needs the whole graph."
         )
+
+
+def param_values(out: Mapping, names: Iterable[str], prefix: str = "param_") -> dict[str, np.ndarray]:
+    """``{name: array}``: the parameters ``names`` as the probe extracted them under ``prefix``."""
+    return {name: out[f"{prefix}{param_key(name)}"] for name in names}
+
+
+def load_weights(modules: Mapping[str, Any], out: Mapping, names: Iterable[str], prefix: str = "param_") -> None:
+    """Copy the weights a probe extracted into our own layers: ``names`` are ``owner.attribute``
+    (``rnn.weight_ih_l0``), ``modules[owner]`` the layer that holds the attribute."""
+    import torch
+
+    with torch.no_grad():
+        for name, value in param_values(out, names, prefix).items():
+            owner, attribute = name.split(".")
+            getattr(modules[owner], attribute).copy_(tensor64(value))
+
+
+def params_of(modules: Mapping[str, Any]) -> dict[str, Any]:
+    """``{owner.attribute: parameter}`` of the layers ``modules`` (``{"rnn": nn.RNN(...), ...}``)."""
+    return {name: p for owner, m in modules.items() for name, p in m.named_parameters(prefix=owner)}
