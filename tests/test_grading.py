@@ -756,3 +756,29 @@ def test_an_error_in_the_students_code_reaches_the_feedback_as_the_checks_advice
     assert result.points == 0.0
     other = _raised(item, {"type": "KeyError", "message": "'W_xh'", "where": ""})
     assert other.message == "your code raised KeyError: 'W_xh'"
+
+
+def test_the_line_named_in_the_feedback_is_the_students_not_a_librarys():
+    import linecache
+
+    import torch
+
+    from labutils.grading.probe import _student_frame
+
+    namespace = {"torch": torch}
+    source = "def classify(x, lengths):\n    return torch.nn.utils.rnn.pack_padded_sequence(x, lengths)\n"
+    linecache.cache["<notebook cell>"] = (
+        len(source),
+        None,
+        source.splitlines(True),
+        "<notebook cell>",
+    )  # as IPython does
+    exec(compile(source, "<notebook cell>", "exec"), namespace)
+    try:
+        try:
+            namespace["classify"](torch.zeros(2, 3, 4), torch.tensor([5, 1]))
+        except Exception as inner:
+            raise RuntimeError("advice") from inner
+    except RuntimeError as exc:
+        where = _student_frame(exc)
+    assert where.startswith("line 2"), where

@@ -20,11 +20,22 @@ import traceback
 
 
 def _student_frame(exc: BaseException) -> str:
-    """The last traceback line that is the notebook's code (not labutils'), for the feedback."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    for frame in reversed(frames):
-        if "labutils" not in frame.filename and "numpy" not in frame.filename:
-            return f"line {frame.lineno}: {frame.line}" if frame.line else ""
+    """The innermost traceback line of the notebook's own code, for the feedback.
+
+    A check wraps an error of the student's code in a ``StudentCodeError`` raised from it, so the
+    chain of causes is searched, innermost first; library frames (labutils, NumPy, PyTorch, the
+    standard library) never count as the student's.
+    """
+    from labutils.checks.feedback import is_student_file
+
+    chain = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__
+    for error in reversed(chain):
+        for frame in reversed(traceback.extract_tb(error.__traceback__)):
+            if is_student_file(frame.filename):
+                return f"line {frame.lineno}: {frame.line}" if frame.line else ""
     return ""
 
 
