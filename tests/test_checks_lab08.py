@@ -64,12 +64,12 @@ def test_the_forward_step_of_the_inputs_is_a_gru_step():
 @pytest.mark.parametrize(
     "kind, message",
     [
-        ("tanh_of_n", r"d_an .*tanh's derivative is 1 - n\*\*2"),
-        ("z_for_1_minus_z", r"d_an .*dh_t/dn_t is 1 - z_t, not z_t"),
+        ("tanh_of_n", r"d_an .*The derivative of tanh is 1 - n\*\*2"),
+        ("z_for_1_minus_z", r"d_an .*The derivative dh_t/dn_t is 1 - z_t, not z_t"),
         ("sign_of_dz", r"d_az has the wrong sign.*h_\{t-1\} - n_t, not n_t - h_\{t-1\}"),
-        ("no_gh_n", r"d_ar .*r_t multiplies g\^h_n inside the candidate, so dL/da_r carries the factor gh_n"),
-        ("no_direct", r"d_h_prev .*the direct path is missing"),
-        ("no_r_in_dgh", r"d_h_prev .*the candidate's block of dL/dg\^h is r \* dL/da_n"),
+        ("no_gh_n", r"d_ar .*The reset gate r_t multiplies g\^h_n inside the candidate, so dL/da_r carries .* gh_n"),
+        ("no_direct", r"d_h_prev .*The direct path is missing"),
+        ("no_r_in_dgh", r"d_h_prev .*The candidate's block of dL/dg\^h is r \* dL/da_n"),
         ("three", r"must return four tensors"),
     ],
 )

@@ -40,21 +40,22 @@ def _slips(inp, want: dict) -> dict:
     hidden = np.concatenate([d_ar, d_az, r * d_an], axis=1)  # dL/dg^h
     return {
         "d_an": [
-            ("tanh's derivative is 1 - n**2, of the tanh's output n, not 1 - n.", delta * (1 - z) * (1 - n)),
-            ("dh_t/dn_t is 1 - z_t, not z_t.", delta * z * (1 - n**2)),
+            ("The derivative of tanh is 1 - n**2, in terms of its output n, not 1 - n.", delta * (1 - z) * (1 - n)),
+            ("The derivative dh_t/dn_t is 1 - z_t, not z_t.", delta * z * (1 - n**2)),
         ],
         "d_az": [
-            ("dh_t/dz_t is h_{t-1} - n_t, not n_t - h_{t-1}.", -d_az),
-            ("sigmoid's derivative is z * (1 - z), of the sigmoid's output.", delta * (h_prev - n) * (1 - z)),
+            ("The derivative dh_t/dz_t is h_{t-1} - n_t, not n_t - h_{t-1}.", -d_az),
+            ("The derivative of the sigmoid is z * (1 - z), in terms of its output z.", delta * (h_prev - n) * (1 - z)),
         ],
         "d_ar": [
-            ("r_t multiplies g^h_n inside the candidate, so dL/da_r carries the factor gh_n.", d_an * r * (1 - r)),
-            ("the reset gate's own derivative r * (1 - r) is missing.", d_an * gh_n),
+            ("The reset gate r_t multiplies g^h_n inside the candidate, so dL/da_r carries the factor gh_n.",
+             d_an * r * (1 - r)),
+            ("The reset gate's own derivative r * (1 - r) is missing.", d_an * gh_n),
         ],
         "d_h_prev": [
-            ("the direct path is missing: h_t = n_t + z_t * (h_{t-1} - n_t) also uses h_{t-1} itself, "
+            ("The direct path is missing: h_t = n_t + z_t * (h_{t-1} - n_t) also uses h_{t-1} itself, "
              "which adds delta * z.", hidden @ W_hh),
-            ("the candidate's block of dL/dg^h is r * dL/da_n: g^h_n enters a_n multiplied by r_t.",
+            ("The candidate's block of dL/dg^h is r * dL/da_n: g^h_n enters a_n multiplied by r_t.",
              delta * z + np.concatenate([d_ar, d_az, d_an], axis=1) @ W_hh),
         ],
     }  # fmt: skip
