@@ -77,7 +77,14 @@ def _run(check, objects, **inputs):
 
 
 def test_checks_are_registered_under_their_grade_ids():
-    for grade_id in ("lab07-rnn-spec", "lab07-gru-spec", "lab07-losses-fall", "lab07-heldout", "lab07-samples"):
+    for grade_id in (
+        "lab07-rnn-spec",
+        "lab07-gru-spec",
+        "lab07-losses-fall",
+        "lab07-heldout",
+        "lab07-samples",
+        "lab07-train-model",
+    ):
         assert get_check(grade_id).grade_id == grade_id
 
 
@@ -367,3 +374,157 @@ def test_a_gru_saved_as_the_rnn_is_named(saved, tmp_path):
     (tmp_path / "sherlock_rnn.pt").write_bytes((saved / "sherlock_gru.pt").read_bytes())
     with pytest.raises(AssertionError, match="rnn has cell='gru', expected a vanilla RNN"):
         _judge_files(lab07.check_rnn_spec, tmp_path)
+
+
+# --------------------------------------------------------------- train_model on tiny configurations
+def _train_model_source() -> str:
+    """The solution's exercise cell: VAL_CURVE_CHARS, EVAL_EVERY and train_model."""
+    from pathlib import Path
+
+    from exercises import exercise_cells
+
+    path = Path(__file__).resolve().parent.parent / "solutions" / "07_sherlock_assignment.ipynb"
+    return exercise_cells(path)["lab07-train-code"]
+
+
+@pytest.fixture(scope="module")
+def notebook_names():
+    """What the notebook has defined when its train_model runs (a short slice of the canon)."""
+    if not _has_mirror():
+        pytest.skip("needs LABUTILS_DATA_MIRROR (the canon)")
+    import labutils as lu
+    from labutils.layers import FastGRU
+    from labutils.schedules import cosine_lr
+    from labutils.train import StreamBatches, make_optimizer
+
+    vocab = lab07.canon_vocab()
+    train_text, val_text = lu.train_val_split(lab07.canon(), 0.05)
+    return dict(
+        lu=lu,
+        CharRNN=CharRNN,
+        fit=fit,
+        StreamBatches=StreamBatches,
+        make_optimizer=make_optimizer,
+        cosine_lr=cosine_lr,
+        vocab=vocab,
+        train_ids=vocab.encode(train_text[:20_000]),
+        val_ids=vocab.encode(val_text[:20_000]),
+        GRU_LAYER=FastGRU,
+    )
+
+
+def _check_train_model(names, source):
+    namespace = dict(names)
+    exec(compile(source, "<notebook cell>", "exec"), namespace)
+    namespace["EVAL_EVERY"] = 300  # the full budget's: a slipped run evaluates less often
+    lab07.check_train_model(namespace["train_model"], namespace["GRU_LAYER"])
+
+
+def test_train_model_check_passes_on_the_solution(notebook_names, capsys):
+    _check_train_model(notebook_names, _train_model_source())
+    assert "✔ train_model" in capsys.readouterr().out
+
+
+def _slipped(old: str, new: str) -> str:
+    source = _train_model_source()
+    assert old in source, f"the solution no longer contains {old!r}: update this mutant"
+    return source.replace(old, new)
+
+
+TRAIN_SLIPS = {
+    "nonlinearity-of-the-gru": (
+        ('hp.get("nonlinearity", "tanh")', 'hp["nonlinearity"]'),
+        r"KeyError: 'nonlinearity'\n.*the GRU's has no 'nonlinearity'.*hp.get\('nonlinearity', 'tanh'\)",
+    ),
+    "nonlinearity-fixed": (
+        ('hp.get("nonlinearity", "tanh")', '"tanh"'),
+        r"vanilla RNN with nonlinearity='tanh', but hp\['nonlinearity'\] is 'relu'",
+    ),
+    "no-val": (
+        ('        val=StreamBatches(val_ids[:VAL_CURVE_CHARS], 32, hp["seq_len"]),\n', ""),
+        r"train_model\(hp, 'rnn'\)'s history holds no held-out evaluations: pass val=StreamBatches",
+    ),
+    "optimiser-as-lr": (
+        ("optimizer=make_optimizer(", "lr=make_optimizer("),
+        r"raised TypeError.*\n.*fit\(\.\.\., optimizer=make_optimizer\(model, .*fit's lr= is a number",
+    ),
+    "no-vocab-size": (
+        ("        len(vocab),\n", ""),
+        r"raised ValueError.*\n.*CharRNN's arguments \(len\(vocab\) first",
+    ),
+    "vocab-of-the-training-ids": (
+        ("        len(vocab),\n", "        len(train_ids[: hp['train_chars']]),\n"),
+        r"vocab_size=3000, but the canon has 97 characters: pass len\(vocab\)",
+    ),
+    "no-gru-layer": (
+        ('layer=GRU_LAYER if cell == "gru" else None', "layer=None"),
+        r"train_model\(hp, 'gru'\) built its GRU with GRU, not with GRU_LAYER \(FastGRU\): pass layer=GRU_LAYER",
+    ),
+    "no-epochs": (
+        ('        epochs=hp["epochs"],\n', ""),
+        r"train_model\(hp, 'rnn'\) trained one epoch \(24 steps\), but hp\['epochs'\] is 2: pass epochs=hp\['epochs'\]",
+    ),
+    "all-the-text": (
+        ('train_ids[: hp["train_chars"]]', "train_ids"),
+        r"trained 314 steps, where .* give 48: train on StreamBatches\(train_ids\[: hp\['train_chars'\]\]",
+    ),
+    "no-time-budget": (
+        ('        max_seconds=hp["time_budget_s"],\n', ""),
+        r"train_model\(hp, 'gru'\) ran all 50 epochs \(1,200 steps, .* s\) although hp\['time_budget_s'\] is 0.3 s",
+    ),
+    "no-schedule": (
+        ('        lr_schedule=lambda p: cosine_lr(p, hp["lr"]),\n', ""),
+        r"the learning rate stayed at 0.005 all through training: pass lr_schedule=lambda p: cosine_lr",
+    ),
+    "schedule-of-another-peak": (
+        ('cosine_lr(p, hp["lr"])', "cosine_lr(p, 1e-3)"),
+        r"the learning rate peaked at 0.001, but hp\['lr'\] is 0.005",
+    ),
+    "no-betas": (
+        ('hp["lr"], hp["betas"])', 'hp["lr"])'),
+        r"trained with betas \(0.9, 0.999\), but hp\['betas'\] is \(0.8, 0.95\)",
+    ),
+    "adam-always": (
+        ('make_optimizer(model, hp["optimizer"]', 'make_optimizer(model, "adam"'),
+        r"train_model\(hp, 'rnn'\) trained with Adam, but hp\['optimizer'\] is 'adamw': pass optimizer=make_optimizer",
+    ),
+    "not-stateful": (
+        ("        stateful=True,\n", ""),
+        r"raised AttributeError.*\n.*fit\(\.\.\., stateful=True\): a CharRNN returns \(logits, hidden\)",
+    ),
+    "pair-swapped": (
+        ("return model, history", "return history, model"),
+        r"train_model\(hp, 'rnn'\) returned a History as its model, not a labutils.models.CharRNN",
+    ),
+    "model-only": (
+        ("return model, history", "return model"),
+        r"train_model\(hp, 'rnn'\) should return the pair \(model, history\); it returned a CharRNN",
+    ),
+}
+
+
+@pytest.mark.parametrize("slip", TRAIN_SLIPS, ids=list(TRAIN_SLIPS))
+def test_train_model_check_names_each_slip(notebook_names, slip):
+    from labutils.checks import StudentCodeError
+
+    (old, new), message = TRAIN_SLIPS[slip]
+    with pytest.raises((AssertionError, StudentCodeError), match=message):
+        _check_train_model(notebook_names, _slipped(old, new))
+
+
+def test_train_model_check_says_when_the_stub_is_not_attempted(notebook_names):
+    stub = "def train_model(hp, cell):\n    raise NotImplementedError()\n"
+    with pytest.raises(NotImplementedError, match="train_model is not attempted yet"):
+        _check_train_model(notebook_names, stub)
+
+
+def test_train_model_check_removes_its_optimiser_hook(notebook_names):
+    """The hook that records the optimiser's steps is gone after the check, passed or failed."""
+    from torch.optim import optimizer as optimizer_module
+
+    hooks = optimizer_module._global_optimizer_post_hooks
+    before = dict(hooks)
+    _check_train_model(notebook_names, _train_model_source())
+    with pytest.raises(AssertionError):
+        _check_train_model(notebook_names, _slipped("return model, history", "return model"))
+    assert dict(hooks) == before

@@ -8,6 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from exercises import exercise_cells
+from lab_status import OPTIONAL_LABS
 
 from labutils.checks import all_checks
 from labutils.notebooks import generate
@@ -83,13 +84,24 @@ def _code(nb) -> list[str]:
     return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
-@pytest.mark.parametrize("path", [p for p in STUDENT if not exercise_cells(p)], ids=lambda p: p.name)
-def test_a_student_notebook_without_code_exercise_is_its_solutions_code(path):
-    """Lab 00 has no code exercise: the student version runs the solution's code, which
-    nbval runs whole. (Notebooks with code exercises are run up to their first exercise in
-    tests/test_grading_labs.py, from the grader's calibration run of the untouched student notebooks.)"""
-    solution = nbformat.read(ROOT / "solutions" / path.name, as_version=4)
-    assert _code(nbformat.read(path, as_version=4)) == _code(solution), f"{path.name} differs from its solution"
+@pytest.mark.parametrize(
+    "path", [p for p in STUDENT if not exercise_cells(p) or p.name in OPTIONAL_LABS], ids=lambda p: p.name
+)
+def test_a_student_notebook_is_its_solutions_code_up_to_its_first_exercise(path):
+    """Lab 00 has no code exercise: the student version runs the solution's code, which nbval
+    runs whole; an optional lab's (the appendix) is the solution's code up to its first exercise.
+    (Graded labs are run up to their first exercise in tests/test_grading_labs.py, from the
+    grader's calibration run of the untouched student notebooks.)"""
+
+    def before_first_exercise(nb) -> list[str]:
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        first = next((i for i, c in enumerate(code) if _nbgrader(c).get("solution")), len(code))
+        return [c.source for c in code[:first]]
+
+    solution = before_first_exercise(nbformat.read(ROOT / "solutions" / path.name, as_version=4))
+    student = before_first_exercise(nbformat.read(path, as_version=4))
+    assert student == solution, f"{path.name} differs from its solution before its first exercise"
+    assert len(solution) > 1, f"{path.name}: no code before its first exercise"
 
 
 def test_run_tagged_cells_names_what_is_missing(tmp_path):

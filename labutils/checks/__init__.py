@@ -1,4 +1,4 @@
-"""Self-checks: the ``Check`` protocol (``core``), one module per lab (``lab01`` ... ``lab07``).
+"""Self-checks: the ``Check`` protocol (``core``), one module per lab (``lab01`` ... ``lab08``).
 
 In a notebook::
 

@@ -4,6 +4,10 @@ In the notebook the checks take live objects: ``rnn``, ``gru`` (``labutils.model
 ``rnn_hparams``, ``gru_hparams`` (dicts of the student's choices), ``rnn_history``,
 ``gru_history`` (``labutils.train.History``) and ``best_rnn_sample``, ``best_gru_sample``.
 
+``check_train_model`` runs the student's ``train_model`` on two tiny configurations (seconds)
+right after the exercise, so that a slip shows before the ten minutes of real training.  It has
+no points: the grader judges lab 07 from the saved files, and ``train_model`` leaves none.
+
 The grader takes the models the student saved instead (``SAVED``: ``sherlock_rnn.pt`` and
 ``sherlock_gru.pt`` next to the notebook, written by ``labutils.train.save_checkpoint``) and
 does not run the notebook: each check's ``file_probe`` loads the files, in the grader's
@@ -21,13 +25,15 @@ budget, the tiny ones the test suite trains.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import time
 
 import numpy as np
 
 from ..runtime import budget
-from .core import Check, MissingFile
+from .core import Check, MissingFile, unpack
 
 HELDOUT_FRACTION = 0.05
 HELDOUT_STREAMS = 16  # the held-out text is read as 16 contiguous streams ...
@@ -186,6 +192,94 @@ def _spec_probe(kind: str):
     return probe
 
 
+# ------------------------------------------------------------- train_model on tiny configurations
+#: What ``check_train_model`` trains, (prefix, cell, hp): dicts with every key of the notebook's
+#: skeleton, tiny sizes, a few thousand characters.  The vanilla RNN's asks for ReLU, AdamW with
+#: its own betas and two epochs (its time budget only guards against a run over all the text);
+#: the GRU's has no "nonlinearity" (as in the notebook) and so many epochs that only its time
+#: budget can end training.
+TRAIN_RUNS = (
+    (
+        "a_",
+        "rnn",
+        dict(
+            train_chars=3_000, embed_dim=8, hidden_size=16, num_layers=1, nonlinearity="relu", seq_len=16,
+            batch_size=8, lr=5e-3, optimizer="adamw", betas=(0.8, 0.95), epochs=2, clip=1.0, time_budget_s=20.0,
+            state_reset=0.0,
+        ),
+    ),
+    (
+        "b_",
+        "gru",
+        dict(
+            train_chars=3_000, embed_dim=12, hidden_size=20, num_layers=2, seq_len=16, batch_size=8, lr=5e-3,
+            optimizer="adam", betas=None, epochs=50, clip=1.0, time_budget_s=0.3, state_reset=0.01,
+        ),
+    ),
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _optimizer_steps():
+    """Record every optimiser step taken inside the block: (class name, id, lr, betas of its first group)."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    steps = []
+
+    def record(optimizer, args, kwargs):
+        group = optimizer.param_groups[0]
+        betas = tuple(float(b) for b in group.get("betas", (np.nan, np.nan)))
+        steps.append((type(optimizer).__name__, id(optimizer), float(group["lr"]), betas))
+
+    handle = register_optimizer_step_post_hook(record)
+    try:
+        yield steps
+    finally:
+        handle.remove()
+
+
+def _train_run(train_model, cell: str, hp: dict, prefix: str) -> dict:
+    """Call the student's ``train_model(hp, cell)`` once; what it built, recorded and stepped, as arrays."""
+    with _optimizer_steps() as steps:
+        start = time.perf_counter()
+        result = train_model(dict(hp), cell)
+        seconds = time.perf_counter() - start
+    call = f"train_model(hp, {cell!r})"
+    model, history = unpack(result, 2, f"{call} should return the pair (model, history)")
+    out = _model_arrays(model, prefix) | _history_arrays(history, prefix)
+    out[f"{prefix}layer"] = np.asarray(type(getattr(model, "rnn", None)).__name__)
+    out[f"{prefix}history_type"] = np.asarray(type(history).__name__)
+    out[f"{prefix}seconds"] = np.asarray(seconds)
+    out[f"{prefix}opt_names"] = np.asarray([name for name, *_ in steps], dtype=str)
+    out[f"{prefix}opt_count"] = np.asarray(len({ident for _, ident, *_ in steps}))
+    out[f"{prefix}opt_lr"] = np.asarray([lr for *_, lr, _ in steps], dtype=np.float64)
+    out[f"{prefix}opt_betas"] = np.asarray([betas for *_, betas in steps], dtype=np.float64).reshape(-1, 2)
+    return out
+
+
+def _train_probe(objs, inputs):
+    out = {"gru_layer": np.asarray(getattr(objs["GRU_LAYER"], "__name__", str(objs["GRU_LAYER"])))}
+    for prefix, cell, hp in TRAIN_RUNS:
+        out |= _train_run(objs["train_model"], cell, hp, prefix)
+    return out
+
+
+TRAIN_HINTS = {
+    "key": "The check passes dicts with exactly the keys of section 3's skeleton, and the GRU's has no "
+    "'nonlinearity' (a GRU has no choice of it): read that key with hp.get('nonlinearity', 'tanh'), "
+    "which gives 'tanh' for the GRU, and every other choice with hp[key].",
+    "index": "An id past the end of the model's vocabulary: CharRNN's first argument is the vocabulary "
+    "size, len(vocab) (the canon's 97 characters), then embed_dim, hidden_size, num_layers, cell, "
+    "nonlinearity.",
+    "type": "A value of the wrong kind went into CharRNN or fit. The optimiser goes in as "
+    "fit(..., optimizer=make_optimizer(model, hp['optimizer'], hp['lr'], hp['betas'])): fit's lr= is "
+    "a number. CharRNN takes len(vocab), hp['embed_dim'], hp['hidden_size'], hp['num_layers'], cell, "
+    "nonlinearity, in this order.",
+    "other": "Check CharRNN's arguments (len(vocab) first; a nonlinearity of 'tanh' or 'relu': "
+    "hp.get('nonlinearity', 'tanh')), layer=GRU_LAYER for the GRU only (layer=None for the vanilla "
+    "RNN), and fit(..., stateful=True): a CharRNN returns (logits, hidden).",
+}
+
 JUDGES = "labutils.checks.judges.lab07"
 
 # ------------------------------------------------------------------------------------ checks
@@ -206,6 +300,16 @@ check_gru_spec = Check(
     judge=f"{JUDGES}:judge_gru_spec",
     files=(SAVED["gru"],),
     file_probe=_file_spec_probe("gru"),
+)
+check_train_model = Check(
+    grade_id="lab07-train-model",
+    title="train_model on two tiny configurations",
+    needs=("train_model", "GRU_LAYER"),
+    probe=_train_probe,
+    judge=f"{JUDGES}:judge_train_model",
+    hints=TRAIN_HINTS,
+    success="✔ train_model: the models, the histories, the optimisers and the budgets are right "
+    "on two tiny configurations.",
 )
 check_losses_fall = Check(
     grade_id="lab07-losses-fall",
@@ -256,6 +360,7 @@ __all__ = [
     "check_losses_fall",
     "check_rnn_spec",
     "check_samples",
+    "check_train_model",
     "heldout_bits_per_char",
     "heldout_text",
     "load_saved",

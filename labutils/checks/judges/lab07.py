@@ -299,3 +299,154 @@ def judge_samples(inputs, outputs):
         else:
             name = f"the passage sampled from {kind} at its sample_temperature"
             judge_text(name, _sample_saved(outputs, prefix, kind, inputs), min_words)
+
+
+# ------------------------------------------------------------------------------ train_model
+OPTIMIZER_CLASSES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
+ADAM_BETAS = (0.9, 0.999)  # PyTorch's default, what betas=None gives
+SCHEDULE = "lr_schedule=lambda p: cosine_lr(p, hp['lr'])"
+
+
+def _judge_built(outputs, prefix: str, cell: str, hp: dict) -> None:
+    """The model is a CharRNN built from ``hp``, over the canon's characters, with GRU_LAYER for the GRU."""
+    call = f"train_model(hp, {cell!r})"
+    if f"{prefix}missing_config" in outputs:
+        raise AssertionError(
+            f"{call} returned a {outputs[f'{prefix}missing_config']} as its model, not a labutils.models.CharRNN: "
+            "build it with CharRNN(len(vocab), hp['embed_dim'], hp['hidden_size'], hp['num_layers'], cell, ...)."
+        )
+    cfg = {k: outputs[f"{prefix}cfg_{k}"].item() for k in CONFIG_KEYS}
+    if cfg["cell"] != cell:
+        raise AssertionError(f"{call} built a CharRNN with cell={cfg['cell']!r}: pass the argument cell on to CharRNN.")
+    if cfg["vocab_size"] != len(canon_vocab()):
+        raise AssertionError(
+            f"{call} built a CharRNN with vocab_size={cfg['vocab_size']!r}, but the canon has {len(canon_vocab())} "
+            "characters: pass len(vocab) as CharRNN's first argument."
+        )
+    for key in ("embed_dim", "hidden_size", "num_layers"):
+        if cfg[key] != hp[key]:
+            raise AssertionError(
+                f"{call} built a CharRNN with {key}={cfg[key]!r}, but the check's hp[{key!r}] is {hp[key]!r}: "
+                "build the model from the dict hp it is given (not from rnn_hparams or gru_hparams, nor from "
+                "fixed numbers)."
+            )
+    if cell == "rnn" and cfg["nonlinearity"] != hp["nonlinearity"]:
+        raise AssertionError(
+            f"{call} built a vanilla RNN with nonlinearity={cfg['nonlinearity']!r}, but hp['nonlinearity'] is "
+            f"{hp['nonlinearity']!r}: pass hp.get('nonlinearity', 'tanh') to CharRNN (the GRU's dict has no such "
+            "key, and gets 'tanh')."
+        )
+    layer, wanted = str(outputs[f"{prefix}layer"]), str(outputs["gru_layer"])
+    if cell == "gru" and layer != wanted:
+        raise AssertionError(
+            f"{call} built its GRU with {layer}, not with GRU_LAYER ({wanted}): pass layer=GRU_LAYER to CharRNN "
+            "for the GRU (and layer=None for the vanilla RNN)."
+        )
+
+
+def _planned_steps(hp: dict) -> int:
+    from ...text import n_stream_batches
+
+    return hp["epochs"] * n_stream_batches(hp["train_chars"], hp["batch_size"], hp["seq_len"])
+
+
+def _judge_history(outputs, prefix: str, cell: str, hp: dict, by_epochs: bool) -> None:
+    """A History of finite training losses with held-out evaluations; ``by_epochs``: all the epochs."""
+    call = f"train_model(hp, {cell!r})"
+    train, val = outputs[f"{prefix}train_loss"], outputs[f"{prefix}val_loss"]
+    if train.size == 0:
+        raise AssertionError(
+            f"{call} returned a {outputs[f'{prefix}history_type']} with no training losses as its history: return "
+            "the History that fit returns."
+        )
+    if not np.all(np.isfinite(train)):
+        raise AssertionError(f"{call}: the training loss became NaN or infinite on a tiny model. Is clip passed?")
+    if val.size == 0:
+        raise AssertionError(
+            f"{call}'s history holds no held-out evaluations: pass val=StreamBatches(val_ids[:VAL_CURVE_CHARS], 32, "
+            "hp['seq_len']) and eval_every=EVAL_EVERY to fit."
+        )
+    if not np.all(np.isfinite(val)):
+        raise AssertionError(f"{call}: the held-out loss is NaN or infinite.")
+    if by_epochs:
+        planned, per_epoch = _planned_steps(hp), _planned_steps(hp | {"epochs": 1})
+        if train.size == per_epoch:
+            raise AssertionError(
+                f"{call} trained one epoch ({per_epoch} steps), but hp['epochs'] is {hp['epochs']}: pass "
+                "epochs=hp['epochs'] to fit."
+            )
+        if train.size != planned:
+            raise AssertionError(
+                f"{call} trained {train.size:,} steps, where hp['epochs'] = {hp['epochs']} passes over the first "
+                f"hp['train_chars'] = {hp['train_chars']:,} characters give {planned}: train on "
+                "StreamBatches(train_ids[: hp['train_chars']], hp['batch_size'], hp['seq_len'])."
+            )
+
+
+def _judge_optimiser(outputs, prefix: str, cell: str, hp: dict, by_epochs: bool) -> None:
+    """The optimiser of hp (class and betas); ``by_epochs``: the cosine schedule from hp['lr'] down to ~0.
+
+    (Where the clock ends training, the last step's progress depends on how long the steps took.)
+    """
+    call = f"train_model(hp, {cell!r})"
+    names, lrs, betas = outputs[f"{prefix}opt_names"], outputs[f"{prefix}opt_lr"], outputs[f"{prefix}opt_betas"]
+    wanted = OPTIMIZER_CLASSES[hp["optimizer"]]
+    make = "optimizer=make_optimizer(model, hp['optimizer'], hp['lr'], hp['betas'])"
+    if names.size == 0 or set(names.tolist()) != {wanted}:
+        got = ", ".join(sorted(set(names.tolist()))) or "no optimiser at all"
+        raise AssertionError(
+            f"{call} trained with {got}, but hp['optimizer'] is {hp['optimizer']!r}: pass {make} to fit "
+            "(fit's lr= is only a number, for when no optimiser is given)."
+        )
+    want_betas = hp["betas"] or ADAM_BETAS
+    if wanted in ("Adam", "AdamW") and not np.allclose(betas, want_betas):
+        raise AssertionError(
+            f"{call} trained with betas {tuple(float(b) for b in betas[-1])}, but hp['betas'] is {hp['betas']!r}: "
+            f"pass {make} to fit."
+        )
+    if not by_epochs:
+        return
+    peak, last = float(lrs.max()), float(lrs[-1])
+    if np.ptp(lrs) <= 1e-9 * peak:
+        default = " (fit's default: hp['lr'] was not used)" if peak == 1e-3 != hp["lr"] else ""
+        raise AssertionError(
+            f"{call}: the learning rate stayed at {peak:.3g}{default} all through training: pass {SCHEDULE} to "
+            "fit, so that it decays to zero."
+        )
+    if not abs(peak - hp["lr"]) <= 0.02 * hp["lr"]:
+        raise AssertionError(
+            f"{call}: the learning rate peaked at {peak:.3g}, but hp['lr'] is {hp['lr']:g}: the schedule's peak is "
+            f"hp['lr'], {SCHEDULE}."
+        )
+    if last > 0.02 * peak:
+        raise AssertionError(
+            f"{call}: the learning rate ended at {last:.3g}, {last / peak:.0%} of its peak, where the cosine schedule "
+            f"ends near zero: pass {SCHEDULE} to fit."
+        )
+
+
+def _judge_clock(outputs, prefix: str, cell: str, hp: dict) -> None:
+    """The time budget, not the many epochs, ended training (unless the machine did them all in time)."""
+    steps, seconds = outputs[f"{prefix}train_loss"].size, float(outputs[f"{prefix}seconds"])
+    planned, budget_s = _planned_steps(hp), hp["time_budget_s"]
+    if steps >= planned and seconds > budget_s + 0.7:
+        raise AssertionError(
+            f"train_model(hp, {cell!r}) ran all {hp['epochs']} epochs ({planned:,} steps, {seconds:.1f} s) although "
+            f"hp['time_budget_s'] is {budget_s} s: pass max_seconds=hp['time_budget_s'] to fit."
+        )
+
+
+def judge_train_model(inputs, outputs):
+    """The student's train_model on lab07.TRAIN_RUNS: what it built, how it trained, what it returned.
+
+    The first run's epochs end its training (steps and schedule are exact); the second's clock does.
+    """
+    from ..lab07 import TRAIN_RUNS
+
+    for prefix, cell, hp in TRAIN_RUNS:
+        _judge_built(outputs, prefix, cell, hp)
+    for k, (prefix, cell, hp) in enumerate(TRAIN_RUNS):
+        _judge_history(outputs, prefix, cell, hp, by_epochs=k == 0)
+        _judge_optimiser(outputs, prefix, cell, hp, by_epochs=k == 0)
+        if k > 0:
+            _judge_clock(outputs, prefix, cell, hp)
