@@ -127,6 +127,29 @@ class Claim:
 
 CLAIMS = [
     Claim(
+        "02-small-start-ends-lower",
+        "02_bptt_numpy.ipynb",
+        "the small random start of W_hh ends with a lower smoothed loss than the scaled identity",
+        (rf"final smoothed loss: small random (?P<small>{NUMBER}), scaled identity (?P<identity>{NUMBER})",),
+        lambda v: v["small"] < v["identity"],
+        "final smoothed loss: small random 1.604, scaled identity 1.670\n",
+        "final smoothed loss: small random 1.704, scaled identity 1.670\n",
+    ),
+    Claim(
+        "03-rnn-beats-unigram-on-real-words",
+        "03_deep_rnns.ipynb",
+        "the RNN beats the unigram baseline also on real-word targets alone (<unk> does not make the difference)",
+        (
+            rf"unigram baseline, real-word targets only\s*:\s*perplexity\s+(?P<unigram>{NUMBER})",
+            rf"next-word RNN, real-word targets only\s*:\s*perplexity\s+(?P<rnn>{NUMBER})",
+        ),
+        lambda v: v["rnn"] < v["unigram"],
+        "unigram baseline, real-word targets only : perplexity    440.3\n"
+        "next-word RNN, real-word targets only    : perplexity    184.0\n",
+        "unigram baseline, real-word targets only : perplexity    440.3\n"
+        "next-word RNN, real-word targets only    : perplexity    484.0\n",
+    ),
+    Claim(
         "03-rnn-beats-unigram",
         "03_deep_rnns.ipynb",
         "the RNN's held-out perplexity is below the unigram baseline's",

@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,7 +117,28 @@ def colab(tmp_path_factory) -> Colab:
         pytest.skip(f"could not install the Colab-like kernel stack (no package index?):\n{install.stderr[-2000:]}")
     home = base / "home"
     home.mkdir()
-    return Colab(python, site, _build_wheel(base / "wheel"), home)
+    yield Colab(python, site, _build_wheel(base / "wheel"), home)
+    left = _processes_of(venv)
+    for proc in left:
+        proc.kill()
+    assert not left, f"kernels outlived their runs: {[' '.join(p.cmdline()) for p in left]}"
+
+
+def _processes_of(venv: Path, wait_s: float = 5.0) -> list:
+    """Processes still running the environment's interpreter after ``wait_s`` seconds of grace."""
+    import psutil
+
+    def running():
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            if any(str(venv) in part for part in proc.info["cmdline"] or []):
+                found.append(proc)
+        return found
+
+    deadline = time.monotonic() + wait_s
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return running()
 
 
 def _kernel_env(colab: Colab, home: Path | None = None) -> dict[str, str]:
@@ -141,7 +163,10 @@ def _run(colab: Colab, nb, folder: Path, *, read_only: Path | None = None, allow
 
     argv = [str(colab.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     if read_only is not None:
-        argv = ["bwrap", "--dev-bind", "/", "/", "--ro-bind", str(read_only), str(read_only), *argv]
+        # Its own PID namespace: when the kernel manager stops bwrap, the kernel inside goes with it.
+        argv = ["bwrap", "--unshare-pid", "--die-with-parent", "--dev-bind", "/", "/"] + [
+            "--ro-bind", str(read_only), str(read_only), *argv
+        ]  # fmt: skip
     kernels = folder.parent / f"kernels-{folder.name}"
     (kernels / "colab").mkdir(parents=True)
     (kernels / "colab" / "kernel.json").write_text(
