@@ -528,3 +528,26 @@ def test_train_model_check_removes_its_optimiser_hook(notebook_names):
     with pytest.raises(AssertionError):
         _check_train_model(notebook_names, _slipped("return model, history", "return model"))
     assert dict(hooks) == before
+
+
+def test_the_best_of_the_graders_passages_counts(monkeypatch):
+    """One unlucky draw (a run of spaces) does not fail a model whose other passages read well."""
+    import random
+
+    from labutils.checks.judges import lab07 as judges
+
+    words, rng = sorted(judges._canon_words()), random.Random(0)
+    prose = " ".join(rng.choice(words) for _ in range(150))[:600]
+    degenerate = "Holmes said" + " " * 200 + prose[:300]
+    draws = []
+
+    def fake_sample(outputs, prefix, name, inputs, draw=0):
+        draws.append(draw)
+        return degenerate if draw == 0 else prose
+
+    monkeypatch.setattr(judges, "_sample_saved", fake_sample)
+    judges._judge_best_of("gru", "g_", {}, {}, 0.6)
+    assert draws == [0, 1]
+    monkeypatch.setattr(judges, "_sample_saved", lambda *a, **k: degenerate)
+    with pytest.raises(AssertionError, match=r"none of the 3 passages sampled from gru passes.*repeated 200 times"):
+        judges._judge_best_of("gru", "g_", {}, {}, 0.6)

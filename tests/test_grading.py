@@ -180,6 +180,7 @@ def test_discover_flat_and_per_student_layouts(tmp_path, solutions_dir):
     nbformat.write(fixture_solution(), subs / "alice.ipynb")  # flat: matched by grade_ids
     nbformat.write(fixture_solution(), subs / "bob" / "90_fixture.ipynb")  # by name
     nbformat.write(fixture_solution(), subs / "bob" / "90_fixture-Copy1.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(), subs / "bob" / "00_setup.ipynb")  # a lab with nothing graded
     (subs / "carol" / "notes.txt").write_text("no notebook here")
     (subs / "dave.pdf").write_bytes(b"%PDF-1.4")
     students = {s.name: s for s in discover(subs, labs)}
@@ -187,6 +188,9 @@ def test_discover_flat_and_per_student_layouts(tmp_path, solutions_dir):
     assert students["alice"].notebooks[0].lab.name == "90_fixture"
     assert [n.path.name for n in students["bob"].notebooks] == ["90_fixture.ipynb"]
     assert "90_fixture-Copy1.ipynb" in students["bob"].notebooks[0].notes[0]
+    assert students["bob"].problems == [] and students["bob"].notes == [
+        "not graded: 00_setup.ipynb matches no graded lab"
+    ]  # a note in the feedback, not a problem in the CSV's status column
     assert "no notebook" in students["carol"].problems[0]
     assert "dave.pdf is not a valid notebook" in students["dave"].problems[0]
 

@@ -165,6 +165,8 @@ def feedback(student: Student, results: dict[tuple[str, str], JobResult], labs: 
         lines += [HOW_FILES, ""]
     for problem in student.problems:
         lines += [f"**Problem:** {problem}", ""]
+    for note in student.notes:
+        lines += [f"*Note:* {note}", ""]
     if not mine:
         lines += ["No notebook could be graded, so every automatic item scores 0.", ""]
     for result in mine:

@@ -61,7 +61,8 @@ class Notebook:
 class Student:
     name: str
     notebooks: list[Notebook] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # the CSV's status column and the feedback
+    notes: list[str] = field(default_factory=list)  # the feedback only: nothing went wrong
 
 
 def parse_notebook(raw: bytes, name: str) -> tuple[nbformat.NotebookNode | None, str]:
@@ -236,7 +237,8 @@ def _student_folder(entry: Entry, labs: dict[str, Lab]) -> Student:
         notebook.lab = next(iter(labs.values()))
         notebook.notes.append(f"matched to lab {notebook.lab.name}, the only lab graded here")
         by_lab[notebook.lab.name] = [notebook]
-    student.problems += [f"ignored {shown(n.path.name)}: it matches no graded lab" for n in unmatched]
+    # Not a problem: a course notebook with nothing graded (lab 00, the appendix) or a file of one's own.
+    student.notes += [f"not graded: {shown(n.path.name)} matches no graded lab" for n in unmatched]
     for lab_name, candidates in by_lab.items():
         chosen = ([n for n in candidates if n.path.stem == lab_name] or candidates)[0]
         others = [shown(n.path.name) for n in candidates if n is not chosen]
