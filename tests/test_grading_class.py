@@ -34,6 +34,7 @@ from labutils.grading.results import to_record, write_record
 from labutils.grading.roster import RosterError, parse_canvas_name, parse_roster
 from labutils.grading.shards import ShardError, parse_shard, select
 from labutils.grading.submissions import Notebook
+from labutils.notebooks import SOLUTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -343,12 +344,24 @@ def test_the_bundle_holds_what_gradescope_runs(tmp_path):
     assert os.path.getsize(path) < 2_000_000 and io.BytesIO(path.read_bytes()).read(2) == b"PK"
 
 
-def test_the_benchmarks_lab07_hand_in_has_the_solutions_sizes():
-    """bench grading's GRU is the lab 07 solution's (bench trainer's LAB07, itself compared with the solution)."""
+def test_the_benchmarks_lab07_hand_in_has_the_solutions_sizes(monkeypatch):
+    """bench grading's two models are the ones the lab 07 solution trains in the full budget."""
+    import types
+
+    import labutils as lu
     from labutils.bench.grading import LAB07_MODELS
     from labutils.bench.trainer import LAB07
 
-    assert LAB07_MODELS["gru"] == LAB07 and LAB07_MODELS["rnn"]["hidden_size"] == LAB07["hidden_size"]
+    monkeypatch.setenv("LABUTILS_BUDGET", "full")
+    path = SOLUTIONS / "07_sherlock_assignment.ipynb"
+    cell = next(c for c in nbformat.read(path, 4).cells if "gru_hparams = dict(" in c.source)
+    namespace = {"lu": types.SimpleNamespace(budget=lu.budget), "train_ids": range(1000)}
+    exec(cell.source, namespace)
+    for name in ("rnn", "gru"):
+        hp = namespace[f"{name}_hparams"]
+        sizes = {k: LAB07_MODELS[name][k] for k in ("embed_dim", "hidden_size", "num_layers")}
+        assert sizes == {k: hp[k] for k in sizes}, f"update labutils/bench/grading.py's LAB07_MODELS[{name!r}]"
+    assert LAB07_MODELS["gru"] == LAB07
 
 
 def test_with_one_lab_graded_a_lone_notebook_of_any_name_is_that_labs(tmp_path, lab):

@@ -88,7 +88,10 @@ def _versions(colab: Colab, names) -> dict[str, str | None]:
         "def v(n):\n    try: return m.version(n)\n    except m.PackageNotFoundError: return None\n"
         "print(json.dumps({n: v(n) for n in sys.argv[1:]}))"
     )
-    out = subprocess.run([colab.python, "-c", code, *names], capture_output=True, text=True, check=True).stdout
+    # -I: neither the working folder (a checkout holds labutils.egg-info) nor PYTHON* variables count.
+    out = subprocess.run(
+        [colab.python, "-I", "-c", code, *names], capture_output=True, text=True, check=True, cwd=colab.home
+    ).stdout
     return json.loads(out)
 
 
@@ -130,9 +133,12 @@ def _processes_of(venv: Path, wait_s: float = 5.0) -> list:
 
     def running():
         found = []
-        for proc in psutil.process_iter(["cmdline"]):
-            if any(str(venv) in part for part in proc.info["cmdline"] or []):
-                found.append(proc)
+        for proc in psutil.process_iter():
+            try:
+                if proc.status() != psutil.STATUS_ZOMBIE and any(str(venv) in part for part in proc.cmdline()):
+                    found.append(proc)
+            except psutil.Error:  # gone meanwhile, or a zombie
+                continue
         return found
 
     deadline = time.monotonic() + wait_s
@@ -163,8 +169,9 @@ def _run(colab: Colab, nb, folder: Path, *, read_only: Path | None = None, allow
 
     argv = [str(colab.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     if read_only is not None:
-        # Its own PID namespace: when the kernel manager stops bwrap, the kernel inside goes with it.
-        argv = ["bwrap", "--unshare-pid", "--die-with-parent", "--dev-bind", "/", "/"] + [
+        # --die-with-parent: when the kernel manager stops bwrap, the kernel inside goes with it. (Not
+        # a PID namespace: ipykernel would take its parent there, pid 1, for a dead one and quit.)
+        argv = ["bwrap", "--die-with-parent", "--dev-bind", "/", "/"] + [
             "--ro-bind", str(read_only), str(read_only), *argv
         ]  # fmt: skip
     kernels = folder.parent / f"kernels-{folder.name}"
@@ -181,7 +188,11 @@ def _run(colab: Colab, nb, folder: Path, *, read_only: Path | None = None, allow
         allow_errors=allow_errors,
         resources={"metadata": {"path": str(folder)}},
     )
-    client.execute(env=_kernel_env(colab, home))
+    try:
+        client.execute(env=_kernel_env(colab, home))
+    finally:  # nbclient shuts down only the kernels it started itself, not one given as km=
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
     return nb
 
 

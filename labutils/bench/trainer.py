@@ -53,8 +53,8 @@ ORIGINAL_LR, ORIGINAL_SEQ_LEN = 1e-3, 50
 OURS_STREAMS = 128  # streams trained side by side by our trainer (same model, same sequence length)
 
 # The lab 07 solution's GRU (keep in step with solutions/07_*.ipynb: a test compares them).
-LAB07 = dict(embed_dim=64, hidden_size=512, num_layers=2, cell="gru", nonlinearity="tanh")
-LAB07_STREAMS, LAB07_SEQ_LEN, LAB07_LR = 64, 50, 4e-3
+LAB07 = dict(embed_dim=64, hidden_size=384, num_layers=2, cell="gru", nonlinearity="tanh")
+LAB07_STREAMS, LAB07_SEQ_LEN, LAB07_LR = 32, 50, 3e-3
 MATMUL_N = 2048
 CONTENDERS = ("original", "ours", "gru", "gru_nn", "gru_bf16")  # the training loops timed, in turn
 

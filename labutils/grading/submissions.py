@@ -237,8 +237,13 @@ def _student_folder(entry: Entry, labs: dict[str, Lab]) -> Student:
         notebook.lab = next(iter(labs.values()))
         notebook.notes.append(f"matched to lab {notebook.lab.name}, the only lab graded here")
         by_lab[notebook.lab.name] = [notebook]
-    # Not a problem: a course notebook with nothing graded (lab 00, the appendix) or a file of one's own.
-    student.notes += [f"not graded: {shown(n.path.name)} matches no graded lab" for n in unmatched]
+    # Beside a graded notebook, an unmatched one is no problem (lab 00, the appendix, a file of one's
+    # own): a note in the feedback. With none graded, the student's status must say why.
+    unmatched_text = [f"not graded: {shown(n.path.name)} matches no graded lab" for n in unmatched]
+    if by_lab:
+        student.notes += unmatched_text
+    else:
+        student.problems += unmatched_text
     for lab_name, candidates in by_lab.items():
         chosen = ([n for n in candidates if n.path.stem == lab_name] or candidates)[0]
         others = [shown(n.path.name) for n in candidates if n is not chosen]
