@@ -381,6 +381,18 @@ def _memory_hog(nb):
     )
 
 
+def _disk_fill(nb):
+    """Writes files without end into its folder, which lies on the grader's disk: a full disk would
+    stop every other student's grading. Sparse files would cost no disk: these are written out."""
+    return with_cell(
+        nb,
+        "import itertools, os\n"
+        "for i in itertools.count():\n"
+        "    with open(f'fill-{i}', 'wb') as f:\n"
+        "        f.write(os.urandom(2**24))  # 16 MB",
+    )
+
+
 class Listener:
     """A TCP server on the host's loopback that counts the connections a submission makes to it."""
 
@@ -445,6 +457,10 @@ def graded(tmp_path_factory, solutions_dir):
         "crash": with_cell(solution, "import ctypes\nctypes.string_at(0)"),
         "memory_big": with_cell(solution, "x = np.ones(2**40)  # 8 TB"),
         "memory_hog": _memory_hog(solution),
+        "disk_fill": _disk_fill(solution),
+        "shm_fill": with_cell(
+            solution, "with open('/dev/shm/fill', 'wb') as f:\n    for _ in range(4096): f.write(bytes(2**20))"
+        ),
         **{name: build(ctx) for name, (build, _) in {**CHEATS, **AT_MOST}.items()},
     }
     for name, nb in notebooks.items():
@@ -479,7 +495,8 @@ def _leak(out, name) -> str:
 @pytest.mark.slow
 def test_csv_has_a_row_per_entry_and_a_column_per_item(graded):
     rows, out, _ = graded
-    entries = len(HONEST) + len(BROKEN) + 2 + len(CHEATS) + len(AT_MOST) + len(NOT_NOTEBOOKS) + 1 + 1
+    limits = 4  # memory_big, memory_hog, disk_fill, shm_fill
+    entries = len(HONEST) + len(BROKEN) + limits + len(CHEATS) + len(AT_MOST) + len(NOT_NOTEBOOKS) + 1 + 1
     assert len(rows) == entries, sorted(rows)
     header = list(next(iter(rows.values())))
     assert header == ["student", "fix-add", "fix-scale", "fix-written", "total", "out_of", "to_grade", "status"]
@@ -558,6 +575,20 @@ def test_memory_beyond_the_limit_is_stopped_with_a_reason(graded):
     hog = rows["memory_hog"]  # the watchdog stopped it: the work before counts, the rest did not run
     assert hog["status"].startswith(f"went over the memory limit of {MEMORY_MB} MB"), hog
     assert (hog["fix-add"], hog["fix-scale"], hog["total"]) == ("2", "0", "2"), hog
+
+
+@pytest.mark.slow
+def test_filling_the_disk_is_stopped_with_a_reason(graded):
+    """The grader measures the job's folder as it runs and stops it past ``MAX_SCRATCH_MB``; /dev/shm,
+    which counts towards no job's memory, is a small tmpfs: writing past it is the student's error."""
+    from labutils.grading.jobs import MAX_SCRATCH_MB
+
+    rows, out, _ = graded
+    fill = rows["disk_fill"]
+    assert fill["status"].startswith(f"wrote more than the {MAX_SCRATCH_MB} MB"), fill
+    assert (fill["fix-add"], fill["fix-scale"], fill["total"]) == ("2", "0", "2"), fill
+    shm = rows["shm_fill"]
+    assert shm["total"] == "5" and "No space left on device" in _feedback(out, "shm_fill"), shm
 
 
 @pytest.mark.slow
@@ -786,3 +817,20 @@ def test_the_line_named_in_the_feedback_is_the_students_not_a_librarys():
     except RuntimeError as exc:
         where = _student_frame(exc)
     assert where.startswith("line 2"), where
+
+
+def test_a_scratch_folder_is_measured_in_disk_blocks_and_entries_also_when_made_unreadable(tmp_path):
+    from labutils.grading.jobs import scratch_overgrown
+
+    hidden = tmp_path / "a" / "b"
+    hidden.mkdir(parents=True)
+    (hidden / "data").write_bytes(os.urandom(3 * 2**20))
+    with open(tmp_path / "sparse", "wb") as f:  # 1 GB long, no block written: no disk used
+        f.truncate(2**30)
+    hidden.chmod(0)
+    (tmp_path / "a").chmod(0)
+    assert not scratch_overgrown(tmp_path, max_mb=4, max_files=10)
+    assert scratch_overgrown(tmp_path, max_mb=2, max_files=10), "3 MB of data in an unreadable folder"
+    for i in range(10):
+        (tmp_path / f"empty-{i}").touch()
+    assert scratch_overgrown(tmp_path, max_mb=4, max_files=10), "14 entries"

@@ -8,8 +8,10 @@ Per submitted notebook (a *job*), in the grader's process:
    ``python -m labutils.grading.fileprobe`` (which reads handed-in files, lab 07) starts inside
    the sandbox (``sandbox.Sandbox``) -- or, with ``--unsafe-no-sandbox``, as a plain process in
    its own session;
-3. the grader waits, and kills the whole sandbox when it overstays its deadline or its memory
-   grows far past the limit (a backstop: the worker stops the kernel itself before that);
+3. the grader waits, and kills the whole sandbox when it overstays its deadline, its memory
+   grows far past the limit (a backstop: the worker stops the kernel itself before that) or it
+   writes more than ``MAX_SCRATCH_MB`` or ``MAX_SCRATCH_FILES`` into its scratch folder (which
+   lies on the grader's disk: a full disk would stop every other student's grading);
 4. the probes' files are read back as hostile files (regular files only, size-capped, ``.npz``
    loaded without pickle) into a ``RawRun``, and the scratch folder is deleted.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -42,6 +45,9 @@ MAX_ERROR_KB = 256  # an error report of a probe
 BACKSTOP_S = 45  # the worker stops itself at the deadline; this is for a worker that does not
 BACKSTOP_MB = 1024  # memory of the worker and its kernel together, above the kernel's limit
 POLL_S = 0.5
+MAX_SCRATCH_MB = 2048  # what a job may write into its scratch folder (the CI budget needs a few MB)
+MAX_SCRATCH_FILES = 20_000  # files and folders in it
+DISK_EVERY = 4  # polls between two measures of the scratch folder
 
 
 @dataclass
@@ -145,20 +151,21 @@ def _execute(argv: list[str], scratch: Path, work: Path, settings: Settings) -> 
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=work, env=env,
             start_new_session=True,
         )  # fmt: skip
-        killed = _wait(proc, settings)
+        killed = _wait(proc, settings, scratch)
     tail = ""
     with contextlib.suppress(Unreadable):
         tail = read_tail(log_path, 1500).decode("utf-8", "replace")
     return _report(scratch / "result.json", killed, tail, settings.timeout), tail
 
 
-def _wait(proc: subprocess.Popen, settings: Settings) -> str:
-    """Wait for the job; kill its whole tree past the deadline or far past the memory limit."""
+def _wait(proc: subprocess.Popen, settings: Settings, scratch: Path) -> str:
+    """Wait for the job; kill its whole tree past the deadline, far past the memory limit, or
+    when its scratch folder outgrows ``MAX_SCRATCH_MB``/``MAX_SCRATCH_FILES``."""
     import psutil
 
     deadline = time.monotonic() + settings.timeout + BACKSTOP_S
     limit = (settings.memory_mb + BACKSTOP_MB) * 2**20 if settings.memory_mb > 0 else None
-    while True:
+    for poll in itertools.count():
         try:
             proc.wait(POLL_S)
             return ""
@@ -170,9 +177,41 @@ def _wait(proc: subprocess.Popen, settings: Settings) -> str:
             if limit is not None and rss > limit:
                 _kill_tree(proc)
                 return "memory"
+        if poll % DISK_EVERY == DISK_EVERY - 1 and scratch_overgrown(scratch):
+            _kill_tree(proc)
+            return "disk"
         if time.monotonic() > deadline:
             _kill_tree(proc)
             return "timeout"
+    raise AssertionError("unreachable")
+
+
+def scratch_overgrown(folder: Path, max_mb: int = MAX_SCRATCH_MB, max_files: int = MAX_SCRATCH_FILES) -> bool:
+    """Whether ``folder`` holds more than ``max_mb`` of disk blocks or ``max_files`` entries.
+
+    Walks without following links and stops as soon as a limit is passed, so that a folder of
+    millions of files costs no more than ``max_files`` entries. A folder the job made unreadable
+    is made readable again first (the grader owns every file in there).
+    """
+    used, entries, stack = 0, 0, [str(folder)]
+    while stack:
+        path = stack.pop()
+        try:
+            os.chmod(path, stat.S_IRWXU)
+            listing = os.scandir(path)
+        except OSError:
+            continue
+        with listing:
+            for entry in listing:
+                entries += 1
+                with contextlib.suppress(OSError):
+                    info = entry.stat(follow_symlinks=False)
+                    used += info.st_blocks * 512
+                    if stat.S_ISDIR(info.st_mode):
+                        stack.append(entry.path)
+                if entries > max_files or used > max_mb * 2**20:
+                    return True
+    return False
 
 
 def _rss(proc) -> int:
@@ -200,6 +239,8 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 def _report(path: Path, killed: str, tail: str, timeout: float) -> dict:
     """The worker's report, or what the grader knows when there is none."""
+    if killed == "disk":
+        return {"status": killed, "cell": None, "detail": f"{MAX_SCRATCH_MB} MB or {MAX_SCRATCH_FILES:,} files"}
     if killed:
         return {"status": killed, "cell": None, "detail": f"the run was stopped after {timeout:g} s"}
     try:

@@ -35,6 +35,7 @@ class RunStop(str, Enum):
     OK = "ok"
     TIMEOUT = "timeout"
     MEMORY = "memory"
+    DISK = "disk"  # it wrote more into its scratch folder than the grader allows
     DIED = "died"  # the kernel died: a crash, os._exit, a signal
     LOST = "lost"  # the sandbox ended without a report (its worker was killed from inside)
     FAILED = "failed"  # grading itself failed: the kernel or sandbox could not start
@@ -119,6 +120,7 @@ def stop_reason(raw: RawRun, stop: RunStop, *, timeout: float, memory_mb: int) -
     reasons = {
         RunStop.TIMEOUT: f"timed out after {timeout:g} s {where}",
         RunStop.MEMORY: f"went over the memory limit of {memory_mb} MB {where}",
+        RunStop.DISK: f"wrote more than the {raw.report.get('detail', 'allowed')} a run may write {where}",
         RunStop.DIED: f"the kernel died {where} (a crash, or a call to os._exit/exit())",
         RunStop.LOST: "the run ended without a report: its grading process was killed from inside the notebook",
         RunStop.FAILED: "grading failed: " + str(raw.report.get("detail", "unknown error"))[:500],

@@ -43,6 +43,7 @@ ETC_FILES = (
     "/etc/hosts",
     "/etc/mime.types",
 )
+SHM_MB = 64  # the sandbox's /dev/shm, a tmpfs whose pages would otherwise count towards no limit
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 INSTALL_HINT = (
     "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap), "
@@ -72,6 +73,16 @@ def find_bwrap() -> str:
             f"(sysctl kernel.unprivileged_userns_clone=1 or run as root); {INSTALL_HINT}"
         )
     return path
+
+
+@functools.lru_cache(maxsize=4)
+def _size(bwrap: str, megabytes: int) -> tuple[str, ...]:
+    """``--size`` for the next ``--tmpfs`` where this bwrap has it (0.7 and later), else nothing."""
+    try:
+        usage = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=30, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return ("--size", str(megabytes * 2**20)) if "--size" in usage else ()
 
 
 def _system_binds() -> list[str]:
@@ -121,7 +132,7 @@ class Sandbox:
         args = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session", *_system_binds()]
         for path in ETC_FILES:
             args += ["--ro-bind-try", path, path]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]
+        args += ["--proc", "/proc", "--dev", "/dev", *_size(self.bwrap, SHM_MB), "--tmpfs", "/dev/shm"]
         # /tmp, then the scratch folder (which may lie under the host's /tmp), then the read-only
         # views (labutils or the environment may too): a later mount shadows an earlier one.
         args += ["--bind", str(scratch / "tmp"), "/tmp", "--bind", str(scratch), str(scratch)]
