@@ -551,3 +551,40 @@ def test_the_best_of_the_graders_passages_counts(monkeypatch):
     monkeypatch.setattr(judges, "_sample_saved", lambda *a, **k: degenerate)
     with pytest.raises(AssertionError, match=r"none of the 3 passages sampled from gru passes.*repeated 200 times"):
         judges._judge_best_of("gru", "g_", {}, {}, 0.6)
+
+
+def test_a_model_trained_on_the_held_out_text_is_named(monkeypatch):
+    """Held-out bits far below the bits on training text mean the held-out text was trained on.
+
+    On a short canon (held-out: its last 5,000 characters) a small GRU learns the held-out text
+    by heart; one trained on the text before it, as the assignment asks, passes."""
+    import os
+
+    if not os.environ.get("LABUTILS_DATA_MIRROR"):
+        pytest.skip("needs LABUTILS_DATA_MIRROR (the canon)")
+    from labutils.checks.judges import lab07 as judges
+    from labutils.models import CharRNN
+    from labutils.text import stream_batches
+    from labutils.train import fit, make_optimizer
+
+    short = lab07.canon()[:100_000]
+    for module in (lab07, judges):
+        monkeypatch.setattr(module, "canon", lambda: short)
+    monkeypatch.setattr(judges, "TRAIN_TAIL_CHARS", 5_000)
+    vocab = lab07.canon_vocab()
+    held = lab07.heldout_text()
+    assert len(held) == 5_000
+
+    def trained_on(text):
+        torch.manual_seed(0)
+        model = CharRNN(len(vocab), 16, 128, 1, "gru")
+        ids = vocab.encode(text)
+        fit(model, lambda: stream_batches(ids, 8, 50), epochs=40, optimizer=make_optimizer(model, "adam", 1e-2),
+            clip=1.0, stateful=True, progress=False, device="cpu")  # fmt: skip
+        return model
+
+    honest = trained_on(short[: -len(held)][-10_000:])
+    judges._check_not_trained_on_heldout(honest, "gru", lab07.heldout_bits_per_char(honest))
+    cheat = trained_on(held)
+    with pytest.raises(AssertionError, match="it was trained on the held-out text"):
+        judges._check_not_trained_on_heldout(cheat, "gru", lab07.heldout_bits_per_char(cheat))

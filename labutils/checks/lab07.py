@@ -77,12 +77,17 @@ def heldout_bits_per_char(model, vocab=None) -> float:
     characters at a time with the hidden state carried across chunks (as in training), on
     the CPU, in evaluation mode.  ``vocab`` defaults to the canon's characters.
     """
+    return bits_per_char_on(model, heldout_text(), vocab)
+
+
+def bits_per_char_on(model, text: str, vocab=None) -> float:
+    """Bits per character of ``model`` on ``text``, read as ``heldout_bits_per_char`` reads the held-out text."""
     from ..metrics import bits_per_char
     from ..text import stream_batches
     from ..train import evaluate
 
     vocab = vocab or canon_vocab()
-    ids = vocab.encode(heldout_text())
+    ids = vocab.encode(text)
     model = model.to("cpu")
     loss = evaluate(model, lambda: stream_batches(ids, HELDOUT_STREAMS, HELDOUT_CHUNK), stateful=True, device="cpu")
     return bits_per_char(loss["loss"])
@@ -361,6 +366,7 @@ __all__ = [
     "check_rnn_spec",
     "check_samples",
     "check_train_model",
+    "bits_per_char_on",
     "heldout_bits_per_char",
     "heldout_text",
     "load_saved",
