@@ -245,16 +245,16 @@ def _optimizer_steps():
 
 @contextlib.contextmanager
 def _training_calls():
-    """Record, inside the block, what training does beyond the optimiser: the max_norm of every gradient
-    clipping, the probability of every state reset (``labutils.train``'s), and the shape of every batch a
-    model reads in training mode."""
+    """Record, inside the block, what training does beyond the optimiser: the max_norm of every
+    gradient clipping, the probability of every state reset (``labutils.train.reset_streams``), and
+    the shape of every batch a model reads in training mode."""
     import torch
     from torch.nn.modules.module import register_module_forward_pre_hook
 
     from .. import train
 
     calls = {"clips": [], "resets": [], "shapes": set()}
-    clip, reset = torch.nn.utils.clip_grad_norm_, train._reset_streams
+    clip, reset = torch.nn.utils.clip_grad_norm_, train.reset_streams
 
     def clip_and_record(parameters, max_norm, *args, **kwargs):
         calls["clips"].append(float(max_norm))
@@ -269,11 +269,11 @@ def _training_calls():
             calls["shapes"].add(tuple(args[0].shape))
 
     handle = register_module_forward_pre_hook(record_shape)
-    torch.nn.utils.clip_grad_norm_, train._reset_streams = clip_and_record, reset_and_record
+    torch.nn.utils.clip_grad_norm_, train.reset_streams = clip_and_record, reset_and_record
     try:
         yield calls
     finally:
-        torch.nn.utils.clip_grad_norm_, train._reset_streams = clip, reset
+        torch.nn.utils.clip_grad_norm_, train.reset_streams = clip, reset
         handle.remove()
 
 
