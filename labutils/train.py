@@ -125,7 +125,7 @@ def _forward(model, x, hidden, stateful: bool):
     return model(*args), None
 
 
-def _reset_streams(hidden, p: float):
+def reset_streams(hidden, p: float):
     """Zero each stream's carried state with probability ``p``: hidden (L, B, H), or an LSTM's pair.
 
     Streams are otherwise reset only when an epoch starts, so a long run would hardly ever see a
@@ -379,7 +379,7 @@ def _train_step(run: _Run, x, y, hidden, history: History, tally: _Tally, epoch:
     """
     x, y = _to_device(x, run.dev), _to_device(y, run.dev)
     if run.state_reset and hidden is not None:
-        hidden = _reset_streams(hidden, run.state_reset)
+        hidden = reset_streams(hidden, run.state_reset)
     logits, hidden = _forward(run.model, x, hidden, run.stateful)
     loss = _loss(logits, y)
     value = loss.item()  # one synchronisation per step

@@ -27,6 +27,13 @@ def run_cells(sources, given: dict | None = None) -> dict:
     return ns
 
 
+def with_slip(cells: dict[str, str], grade_id: str, old: str, new: str) -> dict[str, str]:
+    """``cells`` with ``old`` replaced by ``new`` in the exercise cell ``grade_id``: a student's wrong answer
+    written into the solution's own cell, as the student would meet its check."""
+    assert old in cells[grade_id], f"the solution's {grade_id} no longer contains {old!r}: update this slip"
+    return {**cells, grade_id: cells[grade_id].replace(old, new)}
+
+
 STUB = re.compile(r"^([ \t]*)# YOUR CODE HERE\n[ \t]*raise NotImplementedError\(\)[ \t]*$", re.M)
 REGION = re.compile(r"^[ \t]*### BEGIN SOLUTION[ \t]*\n(.*?)^[ \t]*### END SOLUTION[ \t]*$", re.M | re.S)
 

@@ -200,3 +200,102 @@ def test_grade_ids_are_registered():
 # ------------------------------------------------------------------ the student's notebook
 def test_student_stubs_fail_and_pasted_solutions_pass():
     check_student_version("01_rnn_forward_numpy")
+
+
+# ------------------------------------------------ slips written into the solution's own cells
+SOFTMAX, CELL, FORWARD = "lab01-softmax-code", "lab01-cell-forward-code", "lab01-forward-code"
+LOOP = "        h_t, y_hat[:, t] = rnn_cell_forward(x[:, t], h_t, params)\n        h[:, t] = h_t"
+BUFFERS = "    h = np.zeros((B, T, H))\n    y_hat = np.zeros((B, T, V))\n    h_t = h0\n    for t in range(T):\n" + LOOP
+AS_LISTS = (
+    "    h, y_hat = [], []\n    h_t = h0\n    for t in range(T):\n"
+    "        h_t, y_t = rnn_cell_forward(x[:, t], h_t, params)\n        h.append(h_t)\n        y_hat.append(y_t)"
+)
+#: name: (exercise cell, text of the solution, the slip written instead, what the message must say; None: passes)
+SLIPS = {
+    "softmax-sum-over-axis-1": (SOFTMAX, "e.sum(axis=-1,", "e.sum(axis=1,", "sums to 1 down axis 1"),
+    "softmax-log-probabilities": (
+        SOFTMAX,
+        "return e / e.sum(axis=-1, keepdims=True)",
+        "return shifted - np.log(e.sum(axis=-1, keepdims=True))",
+        r"log-probabilities \(a log-softmax\)",
+    ),
+    "softmax-divided-by-max": (SOFTMAX, "e / e.sum(", "e / e.max(", r"divide exp\(\) by the \*sum\*"),
+    "softmax-float32": (SOFTMAX, "np.exp(shifted)", "np.exp(shifted.astype(np.float32))", "float32 precision"),
+    "softmax-shift-by-min": (SOFTMAX, "z.max(axis=-1,", "z.min(axis=-1,", "exp\\(\\) overflowed"),
+    "softmax-in-place-shift-is-fine": (
+        SOFTMAX,
+        "shifted = z - z.max(axis=-1, keepdims=True)",
+        "z -= z.max(axis=-1, keepdims=True)\n    shifted = z",
+        None,
+    ),
+    "cell-no-recurrent-term": (CELL, ' + h_prev @ params["W_hh"].T', "", "without the recurrent term"),
+    "cell-bias-twice": (CELL, '+ params["b_h"]', '+ 2 * params["b_h"]', "b_h added twice"),
+    "cell-y-from-pre-activation": (CELL, "softmax(h_next @", "softmax(z_t @", "from the pre-activation z_t"),
+    "cell-softmax-over-batch": (
+        CELL,
+        'y_hat_t = softmax(h_next @ params["W_hy"].T + params["b_y"])',
+        'logits = h_next @ params["W_hy"].T + params["b_y"]\n'
+        "    y_hat_t = np.exp(logits) / np.exp(logits).sum(axis=0, keepdims=True)",
+        r"softmax over axis 0 \(the batch\)",
+    ),
+    "cell-returns-swapped": (CELL, "return h_next, y_hat_t", "return y_hat_t, h_next", r"returned \(y_hat_t, h_next\)"),
+    "cell-writes-into-h_prev": (
+        CELL,
+        "h_next = np.tanh(z_t)",
+        "h_prev[:] = np.tanh(z_t)\n    h_next = h_prev",
+        "changed the array\\(s\\) it was given, h_prev, in place",
+    ),
+    "forward-stores-before-the-step": (
+        FORWARD,
+        LOOP,
+        "        h[:, t] = h_t\n        h_t, y_hat[:, t] = rnn_cell_forward(x[:, t], h_t, params)",
+        "one step late",
+    ),
+    "forward-stacks-time-first": (
+        FORWARD,
+        BUFFERS,
+        AS_LISTS + "\n    h, y_hat = np.stack(h), np.stack(y_hat)",
+        r"time-first.*np.stack\(states, axis=1\)",
+    ),
+    "forward-returns-lists": (FORWARD, BUFFERS, AS_LISTS, "time-first"),
+    "forward-skips-step-0": (FORWARD, "for t in range(T):", "for t in range(1, T):", "step 0 is never computed"),
+    "forward-writes-into-h0": (
+        FORWARD,
+        LOOP,
+        "        new, y_hat[:, t] = rnn_cell_forward(x[:, t], h_t, params)\n"
+        "        h_t[:] = new\n"
+        "        h[:, t] = h_t",
+        "changed the array\\(s\\) it was given, h0, in place",
+    ),
+    "forward-float32-buffers": (
+        FORWARD,
+        "np.zeros((B, T, H))",
+        "np.zeros((B, T, H), dtype=np.float32)",
+        "only to float32 precision",
+    ),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS, ids=list(SLIPS))
+def test_slips_in_the_solutions_cells(slip):
+    from exercises import with_slip
+
+    from labutils.checks import CheckFailed
+
+    grade_id, old, new, message = SLIPS[slip]
+    ns = run_cells(with_slip(exercise_cells(SOLUTION), grade_id, old, new).values())
+    check = get_check(grade_id.removesuffix("-code"))
+    if message is None:
+        check(*(ns[name] for name in check.needs))
+        return
+    with np.errstate(all="ignore"), pytest.raises(CheckFailed, match=message):
+        check(*(ns[name] for name in check.needs))
+
+
+def test_a_step_read_time_first_points_at_the_arguments(sol):
+    from exercises import with_slip
+
+    cells = with_slip(exercise_cells(SOLUTION), FORWARD, "rnn_cell_forward(x[:, t],", "rnn_cell_forward(x[t],")
+    ns = run_cells(cells.values())
+    with pytest.raises(StudentCodeError, match=r"(?s)look at the arguments rnn_forward passes to it.*x_t \(4, 6\)"):
+        lab01.check_forward(ns["rnn_forward"])

@@ -349,3 +349,87 @@ def test_bench_refuses_without_solutions(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="student release"):
         load_lab02_model(tmp_path / "02_bptt_numpy.ipynb")
+
+
+# ------------------------------------------------ slips written into the solution's own cells
+CB, BW, CL, AD, TS = (f"lab02-{name}-code" for name in ("cell-backward", "backward", "clip", "adagrad", "train-step"))
+#: name: (exercise cell, text of the solution, the slip written instead, what the message must say; None: passes)
+SLIPS = {
+    "cell-sigmoid-derivative": (CB, "dh_t * (1.0 - h_t**2)", "dh_t * h_t * (1.0 - h_t)", "the sigmoid's derivative"),
+    "cell-dW_xh-from-h_prev": (CB, '"dW_xh": dz.T @ x_t', '"dW_xh": dz.T @ h_prev', r"dz_t.T @ x_t \(x_t is what"),
+    "cell-dx-through-W_hh": (CB, '"dx_t": dz @ params["W_xh"]', '"dx_t": dz @ params["W_hh"]', r"dx_t has the shape"),
+    "cell-dh_prev-without-W_hh": (CB, '"dh_prev": dz @ params["W_hh"]', '"dh_prev": dz', "leaves out W_hh"),
+    "cell-dW_hh-from-h_t": (CB, '"dW_hh": dz.T @ h_prev', '"dW_hh": dz.T @ h_t', "dW_hh uses h_t"),
+    "cell-in-place-dz-is-fine": (CB, "dz = dh_t * (1.0 - h_t**2)", "dh_t *= 1.0 - h_t**2\n    dz = dh_t", None),
+    "bptt-h_prev-is-h_t": (
+        BW,
+        "h_prev = h[:, t - 1] if t > 0 else h0",
+        "h_prev = h[:, t]",
+        r"the state \*after\* step t",
+    ),
+    "bptt-zeros-before-step-0": (
+        BW,
+        "else h0\n",
+        "else np.zeros_like(h0)\n",
+        "At t = 0 you used zeros",
+    ),
+    "bptt-dx-never-written": (BW, '        grads["dx"][:, t] = step["dx_t"]\n', "", "np.empty_like holds whatever"),
+    "bptt-dx-one-step-early": (BW, 'grads["dx"][:, t] =', 'grads["dx"][:, t - 1] =', "dx is one step early"),
+    "clip-upside-down": (
+        CL,
+        "scale = min(1.0, max_norm / (norm + 1e-12))",
+        "scale = norm / max_norm if norm > max_norm else 1.0",
+        "norm / max_norm, upside down",
+    ),
+    "clip-in-place-is-fine": (
+        CL,
+        "return {name: g * scale for name, g in grads.items()}, norm",
+        "for g in grads.values():\n        g *= scale\n    return grads, norm",
+        None,
+    ),
+    "adagrad-memory-of-gradients": (AD, "memory[name] += g * g", "memory[name] += g", r"adds their \*squares\*"),
+    "adagrad-eps-inside-the-root": (
+        AD,
+        "(np.sqrt(memory[name]) + eps)",
+        "np.sqrt(memory[name] + eps)",
+        "eps is inside the square root",
+    ),
+    "adagrad-params-rebound-in-the-dict-is-fine": (
+        AD,
+        "        p -= lr * g / (np.sqrt(memory[name]) + eps)",
+        "        params[name] = p - lr * g / (np.sqrt(memory[name]) + eps)",
+        None,
+    ),
+    "step-from-a-zero-state": (
+        TS,
+        "char_lm_loss_and_grads(params, inputs, targets, h0)",
+        "char_lm_loss_and_grads(params, inputs, targets, np.zeros_like(h0))",
+        "the one from a zero state: pass the h0",
+    ),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS, ids=list(SLIPS))
+def test_slips_in_the_solutions_cells(sol, slip):
+    from exercises import exercise_cells, with_slip
+
+    from labutils.checks import CheckFailed
+
+    grade_id, old, new, message = SLIPS[slip]
+    ns = dict(sol)
+    exec(compile(with_slip(exercise_cells(SOLUTION), grade_id, old, new)[grade_id], "<notebook cell>", "exec"), ns)
+    check = get_check(grade_id.removesuffix("-code"))
+    if message is None:
+        check(*(ns[name] for name in check.needs))
+        return
+    with np.errstate(all="ignore"), pytest.raises(CheckFailed, match=message):
+        check(*(ns[name] for name in check.needs))
+
+
+def test_clip_norm_of_a_list_of_arrays_is_explained():
+    def linalg_list(grads, max_norm):
+        norm = np.linalg.norm(list(grads.values()))
+        return {k: g * min(1, max_norm / norm) for k, g in grads.items()}, norm
+
+    with pytest.raises(StudentCodeError, match=r"(?s)inhomogeneous.*sum\(np.sum\(g\*\*2\) for g in grads.values\(\)\)"):
+        lab02.check_clip(linalg_list)

@@ -239,3 +239,63 @@ def test_checks_registered_under_grade_ids():
 # ------------------------------------------------------------------ the student's notebook
 def test_student_stubs_are_not_attempted_and_pasted_solutions_pass():
     check_student_version("03_deep_rnns", given={"torch": torch, "nn": nn})
+
+
+# ------------------------------------------------ slips written into the solution's own cells
+SOLUTION = __import__("pathlib").Path(__file__).resolve().parent.parent / "solutions" / "03_deep_rnns.ipynb"
+PRELUDE = "import numpy as np\nimport torch\nfrom torch import nn\n"
+SF, MF = "lab03-stacked-forward-code", "lab03-model-forward-code"
+#: name: (exercise cell, text of the solution, the slip written instead, what the message must say; None: passes)
+SLIPS = {
+    "stacked-h_n-a-list": (SF, "torch.stack(h)", "h", r"returned h_n as a list of 2: make it one tensor, torch.stack"),
+    "stacked-output-a-list": (SF, "torch.stack(outputs, dim=1)", "outputs", "returned output as a list of 5"),
+    "stacked-output-concatenated": (SF, "torch.stack(outputs, dim=1)", "torch.cat(outputs, dim=1)", "torch.cat joins"),
+    "stacked-cell-arguments-swapped": (
+        SF,
+        "cell(layer_input, h[l])",
+        "cell(h[l], layer_input)",
+        r"cell\(input, hidden\)",
+    ),
+    "stacked-writes-into-h0": (SF, "h = list(h0)", "h = h0", r"h0 is a tensor whose gradient is tracked"),
+    "stacked-layer-by-layer-is-fine": (
+        SF,
+        "    h = list(h0)",
+        "    seq, h_n = [x[:, t] for t in range(x.shape[1])], []\n"
+        "    for l, cell in enumerate(cells):\n"
+        "        h, out = h0[l], []\n"
+        "        for inp in seq:\n"
+        "            h = cell(inp, h)\n"
+        "            out.append(h)\n"
+        "        seq = out\n"
+        "        h_n.append(h)\n"
+        "    return torch.stack(seq, dim=1), torch.stack(h_n)\n"
+        "    h = list(h0)",
+        None,
+    ),
+    "model-last-of-the-batch": (
+        MF,
+        "self.out(states[:, -1])",
+        "self.out(states[-1])",
+        r"states\[-1\] indexes the batch",
+    ),
+    "model-no-embedding": (MF, "self.rnn(self.embedding(x))", "self.rnn(x)", r"embed them first"),
+    "model-h_n-for-the-outputs": (MF, "states, _ = self.rnn", "_, states = self.rnn", r"returns \(output, h_n\), in"),
+    "model-argmax": (MF, "return self.out(states[:, -1])", "return self.out(states[:, -1]).argmax(-1)", "an argmax"),
+    "model-every-step-then-the-last-is-fine": (MF, "self.out(states[:, -1])", "self.out(states)[:, -1]", None),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS, ids=list(SLIPS))
+def test_slips_in_the_solutions_cells(slip):
+    from exercises import exercise_cells, run_cells, with_slip
+
+    from labutils.checks import CheckFailed
+
+    grade_id, old, new, message = SLIPS[slip]
+    ns = run_cells([PRELUDE, *with_slip(exercise_cells(SOLUTION), grade_id, old, new).values()])
+    check = get_check(grade_id.removesuffix("-code"))
+    if message is None:
+        check(*(ns[name] for name in check.needs))
+        return
+    with pytest.raises((CheckFailed, StudentCodeError), match=message):
+        check(*(ns[name] for name in check.needs))

@@ -151,3 +151,48 @@ def test_gru_gates_split_along_the_batch_are_explained():
 # ------------------------------------------------------------------ the student's notebook
 def test_student_stubs_are_not_attempted_and_pasted_solutions_pass():
     check_student_version("04_gru_lstm", given={"torch": torch, "nn": nn})
+
+
+# ------------------------------------------------ slips written into the solution's own cells
+SOLUTION = __import__("pathlib").Path(__file__).resolve().parent.parent / "solutions" / "04_gru_lstm.ipynb"
+LSTM, GRU = "lab04-lstm-cell-code", "lab04-gru-cell-code"
+#: name: (exercise cell, text of the solution, the slip written instead, what the message must say; None: passes)
+SLIPS = {
+    "lstm-h-from-c_prev": (LSTM, "o * torch.tanh(c_t)", "o * torch.tanh(c_prev)", "h_t reads the previous cell state"),
+    "lstm-forget-h_prev": (LSTM, "f * c_prev", "f * h_prev", r"the previous \*cell\* state"),
+    "lstm-input-gate-tanh": (
+        LSTM,
+        "i, f, g, o = torch.sigmoid(i)",
+        "i, f, g, o = torch.tanh(i)",
+        "gate i_t goes through",
+    ),
+    "lstm-forget-bias-one": (LSTM, "torch.sigmoid(f)", "torch.sigmoid(f + 1.0)", "has 1 added"),
+    "lstm-writes-into-c_prev": (
+        LSTM,
+        "c_t = f * c_prev + i * g",
+        "c_prev *= f\n    c_t = c_prev + i * g",
+        r"(?s)in-place operation.*do not write into them",
+    ),
+    "lstm-column-convention": (LSTM, "x_t @ W_ih.T", "W_ih @ x_t.T", r"column convention W_ih @ x_t.T"),
+    "lstm-float32": (LSTM, "gates = x_t @ W_ih.T", "gates = (x_t.float() @ W_ih.float().T).double()", "float32"),
+    "lstm-chunk-last-dim-is-fine": (LSTM, "gates.chunk(4, dim=1)", "gates.chunk(4, dim=-1)", None),
+    "gru-candidate-sigmoid": (GRU, "n = torch.tanh(", "n = torch.sigmoid(", "candidate n_t goes through a sigmoid"),
+    "gru-update-gate-tanh": (GRU, "z = torch.sigmoid(", "z = torch.tanh(", "update gate z_t goes through a tanh"),
+    "gru-z-for-r": (GRU, "x_n + r * h_n", "x_n + z * h_n", "scaled by z_t where the reset gate belongs"),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS, ids=list(SLIPS))
+def test_slips_in_the_solutions_cells(slip):
+    from exercises import exercise_cells, run_cells, with_slip
+
+    from labutils.checks import CheckFailed
+
+    grade_id, old, new, message = SLIPS[slip]
+    ns = run_cells(["import torch\n", *with_slip(exercise_cells(SOLUTION), grade_id, old, new).values()])
+    check = get_check(grade_id.removesuffix("-code"))
+    if message is None:
+        check(*(ns[name] for name in check.needs))
+        return
+    with pytest.raises((CheckFailed, StudentCodeError), match=message):
+        check(*(ns[name] for name in check.needs))

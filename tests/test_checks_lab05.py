@@ -232,3 +232,71 @@ def test_the_student_version_fails_each_check_with_its_stub_and_passes_with_the_
 def test_checks_registered_under_grade_ids():
     for grade_id in ("lab05-classifier", "lab05-free-running"):
         assert get_check(grade_id).grade_id == grade_id
+
+
+# ------------------------------------------------ slips written into the solution's own cells
+CF, FR = "lab05-classifier-code", "lab05-free-running-code"
+FINAL_STATE = (
+    "        _, h_n = self.rnn(packed)  # (num_layers, B, H): each passage's state after its own last word\n"
+    "        return self.classify(self.drop(h_n[-1]))"
+)
+PADDED_OUT = "        out, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True)\n"
+#: name: (exercise cell, text of the solution, the slip written instead, what the message must say; None: passes)
+SLIPS = {
+    "classifier-gathers-each-last-word-is-fine": (
+        CF,
+        FINAL_STATE,
+        PADDED_OUT + "        return self.classify(out[torch.arange(len(x)), lengths - 1])",
+        None,
+    ),
+    "classifier-gathers-one-past-the-last-word": (
+        CF,
+        FINAL_STATE,
+        PADDED_OUT + "        return self.classify(out[torch.arange(len(x)), lengths])",
+        r"(?s)IndexError.*lengths\[b\] - 1, not lengths\[b\]",
+    ),
+    "classifier-mean-over-padded-steps": (
+        CF,
+        FINAL_STATE,
+        "        out, _ = self.rnn(emb)\n        return self.classify(out.mean(1))",
+        "mean of the outputs over every padded step",
+    ),
+    "classifier-outputs-for-h_n": (CF, "_, h_n = self.rnn(packed)", "h_n, _ = self.rnn(packed)", "received integers"),
+    "classifier-argmax": (CF, "self.classify(self.drop(h_n[-1]))", "self.classify(h_n[-1]).argmax(-1)", "an argmax"),
+    "free-running-one-short": (FR, "for _ in range(n):", "for _ in range(n - 1):", "One id short"),
+    "free-running-first-logits": (
+        FR,
+        "token = logits[:, -1].argmax(",
+        "token = logits[:, 0].argmax(",
+        r"logits at the prompt's \*first\* position",
+    ),
+    "free-running-rereads-everything-is-fine": (
+        FR,
+        "        logits, hidden = model(token, hidden)  # its own prediction is the next input",
+        "        logits, hidden = model(torch.cat([prompt[None], *ids], dim=1))",
+        None,
+    ),
+    "loss-of-probabilities": (
+        FR,
+        "F.cross_entropy(logits[0, len(prefix) - 1 :]",
+        "F.cross_entropy(logits[0, len(prefix) - 1 :].softmax(-1)",
+        "given probabilities",
+    ),
+    "loss-nll-of-logits": (FR, "F.cross_entropy(logits[0,", "F.nll_loss(logits[0,", "nll_loss was given raw logits"),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS, ids=list(SLIPS))
+def test_slips_in_the_solutions_cells(slip):
+    from exercises import with_slip
+
+    grade_id, old, new, message = SLIPS[slip]
+    prelude = PRELUDE + "from torch.nn.utils.rnn import pad_packed_sequence\n"
+    cells = with_slip(exercise_cells(SOLUTION), grade_id, old, new)
+    ns = run_cells([prelude, cells[CF], cells[FR]])
+    check = get_check(grade_id.removesuffix("-code"))
+    if message is None:
+        check(*(ns[name] for name in check.needs))
+        return
+    with pytest.raises((CheckFailed, StudentCodeError), match=message):
+        check(*(ns[name] for name in check.needs))

@@ -291,3 +291,67 @@ def test_the_student_version_fails_each_check_with_its_stub_and_passes_with_the_
 def test_checks_registered_under_grade_ids():
     for grade_id in ("lab06-tbptt", "lab06-sample-next", "lab06-generate"):
         assert get_check(grade_id).grade_id == grade_id
+
+
+# ------------------------------------------------ slips written into the solution's own cells
+TB, SN, GE = CODE_IDS
+LOSS = "F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))"
+PROBS = "probs = torch.softmax(logits / temperature, dim=-1).numpy()"
+#: name: (exercise cell, text of the solution, the slip written instead, what the message must say; None: passes)
+SLIPS = {
+    "tbptt-item-before-backward": (TB, LOSS, LOSS + ".item()", r"loss.item\(\) turned the loss into a Python float"),
+    "tbptt-loop-keeps-the-states": (TB, "losses.append(loss)", "losses.append(hidden)", "not the hidden state"),
+    "tbptt-targets-are-the-inputs": (TB, "y.reshape(-1))", "x.reshape(-1))", "tbptt_step's loss is .*, expected"),
+    "tbptt-numpy-state": (TB, "hidden.detach()  #", "hidden.detach().numpy()  #", r"hidden.detach\(\), not .numpy\(\)"),
+    "tbptt-class-axis-second-is-fine": (TB, LOSS, "F.cross_entropy(logits.transpose(1, 2), y)", None),
+    "sample-temperature-after-softmax": (
+        SN,
+        PROBS,
+        "probs = (torch.softmax(logits, dim=-1) / temperature).numpy()",
+        r"divide the \*logits\* by the temperature",
+    ),
+    "sample-sharpened-probabilities-are-fine": (
+        SN,
+        PROBS,
+        "probs = torch.softmax(logits, dim=-1) ** (1 / temperature)\n    probs = (probs / probs.sum()).numpy()",
+        None,
+    ),
+    "sample-top-k-strict": (SN, "logits < kth", "logits <= kth", "top-k keeps k - 1 ids"),
+    "sample-choice-of-probabilities": (
+        SN,
+        "return int(rng.choice(len(probs), p=probs))",
+        "return rng.choice(probs)",
+        r"rng.choice\(probs\) draws one of the probabilities",
+    ),
+    "sample-uniform": (SN, "int(rng.choice(len(probs), p=probs))", "int(rng.integers(len(probs)))", "drawn uniformly"),
+    "generate-first-position": (GE, "sample_next(logits[0, -1]", "sample_next(logits[0, 0]", r"\*first\* position"),
+    "generate-one-dimensional-id": (GE, "torch.tensor([[token]]", "torch.tensor([token]", r"a \(1, 1\) tensor"),
+    "generate-ids-as-digits": (GE, "prime + vocab.decode(ids)", "prime + ''.join(map(str, ids))", "vocab.decode"),
+    "generate-argmax": (
+        GE,
+        "token = sample_next(logits[0, -1], temperature, top_k, rng)",
+        "token = int(logits[0, -1].argmax())",
+        "does generate sample at all",
+    ),
+    "generate-rereads-everything-is-fine": (
+        GE,
+        "model(torch.tensor([[token]], device=device), hidden)",
+        "model(torch.as_tensor(list(vocab.encode(prime)) + ids, device=device)[None])",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("slip", SLIPS, ids=list(SLIPS))
+def test_slips_in_the_solutions_cells(slip):
+    from exercises import with_slip
+
+    grade_id, old, new, message = SLIPS[slip]
+    cells = with_slip(exercise_cells(SOLUTION), grade_id, old, new)
+    ns = run_cells([PRELUDE] + [cells[g] for g in CODE_IDS])
+    check = get_check(grade_id.removesuffix("-code"))
+    if message is None:
+        check(*(ns[name] for name in check.needs))
+        return
+    with pytest.raises((CheckFailed, StudentCodeError), match=message):
+        check(*(ns[name] for name in check.needs))

@@ -500,6 +500,18 @@ TRAIN_SLIPS = {
         ("return model, history", "return model"),
         r"train_model\(hp, 'rnn'\) should return the pair \(model, history\); it returned a CharRNN",
     ),
+    "no-clip": (
+        ('        clip=hp["clip"],\n', ""),
+        r"train_model\(hp, 'rnn'\) clipped the gradient norm at 5 \(fit's default\), but hp\['clip'\] is 1: pass clip=",
+    ),
+    "no-state-reset": (
+        ('        state_reset=hp["state_reset"],\n', ""),
+        r"train_model\(hp, 'gru'\) trained with no state resets, but hp\['state_reset'\] is 0.01: pass state_reset=",
+    ),
+    "streams-and-steps-swapped": (
+        ('hp["batch_size"], hp["seq_len"])', 'hp["seq_len"], hp["batch_size"])'),
+        r"trained on batches of shape \(16, 8\) \(streams, steps\), but hp\['batch_size'\] is 8 and hp\['seq_len'\] 16",
+    ),
 }
 
 

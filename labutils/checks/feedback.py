@@ -243,7 +243,8 @@ def student_error(
         kind = error_kind(exc)
         lines = [
             f"{_qualname(outer)} raised {type(exc).__name__} in {_qualname(inner)}, which it calls: {exc}",
-            f"Fix {_qualname(inner)} first (does its own check pass?). {GENERIC_HINTS[kind]}",
+            f"Fix {_qualname(inner)} first (does its own check pass?); if it does, look at the arguments "
+            f"{_qualname(outer)} passes to it (their shapes are below). {GENERIC_HINTS[kind]}",
         ]
     arrays = describe_locals(inner)
     if arrays:

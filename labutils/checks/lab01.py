@@ -15,6 +15,8 @@ In a notebook::
 
 from __future__ import annotations
 
+import numpy as np
+
 from .core import Check, unpack
 
 # Sizes of the random problems: all different, so that a swapped axis shows in the shape.
@@ -30,12 +32,15 @@ def _softmax_inputs(rng):
         offset = rng.choice([-1.0, 1.0], size=shape[:-1] + (1,)) * rng.uniform(800, 1000, size=shape[:-1] + (1,))
         return offset + rng.normal(size=shape) * 5
 
-    return {"z": big((4, V)), "z3": big((2, 3, V)), "small": rng.normal(size=(2, V))}
+    # And a row spread from -900 to 900: shifted by its minimum instead of its maximum, exp() overflows.
+    wide = np.linspace(-900, 900, V)[None] + rng.normal(size=(1, V))
+    return {"z": big((4, V)), "z3": big((2, 3, V)), "small": rng.normal(size=(2, V)), "wide": wide}
 
 
 def _probe_softmax(objs, inp):
     f = objs["softmax"]
-    return {"p_small": f(inp["small"].copy()), "p": f(inp["z"].copy()), "p3": f(inp["z3"].copy())}
+    out = {"p_small": f(inp["small"].copy()), "p": f(inp["z"].copy()), "p3": f(inp["z3"].copy())}
+    return out | {"p_wide": f(inp["wide"].copy())}
 
 
 check_softmax = Check(
@@ -69,6 +74,13 @@ def _params_from(inp) -> dict:
     return {k: inp[k].copy() for k in PARAM_NAMES}
 
 
+def _changed(given: dict, inp) -> np.ndarray:
+    """The names of the arrays a student's function was given (``given``: the copies it got, ``params``
+    a dict of them) that it changed in place, compared with the inputs they were copied from."""
+    flat = {k: v for k, v in given.items() if k != "params"} | given.get("params", {})
+    return np.asarray([k for k, v in flat.items() if k in inp and not np.array_equal(v, inp[k])], dtype=str)
+
+
 _PRODUCTS = (
     "The weights are shaped like PyTorch's, (out, in): W_xh is (H, D), W_hh is (H, H), W_hy is (V, H). With one "
     "example per row, x_t (B, D) @ W_xh.T (D, H) gives (B, H); likewise h_prev @ W_hh.T is (B, H) and "
@@ -82,9 +94,10 @@ def _cell_inputs(rng):
 
 
 def _probe_cell(objs, inp):
-    result = objs["rnn_cell_forward"](inp["x_t"].copy(), inp["h_prev"].copy(), _params_from(inp))
+    given = {"x_t": inp["x_t"].copy(), "h_prev": inp["h_prev"].copy(), "params": _params_from(inp)}
+    result = objs["rnn_cell_forward"](given["x_t"], given["h_prev"], given["params"])
     h_next, y_hat = unpack(result, 2, "rnn_cell_forward must return two arrays, (h_next, y_hat_t)")
-    return {"h_next": h_next, "y_hat": y_hat}
+    return {"h_next": h_next, "y_hat": y_hat, "changed": _changed(given, inp)}
 
 
 check_cell_forward = Check(
@@ -109,9 +122,10 @@ def _forward_inputs(rng):
 
 
 def _probe_forward(objs, inp):
-    result = objs["rnn_forward"](inp["x"].copy(), inp["h0"].copy(), _params_from(inp))
+    given = {"x": inp["x"].copy(), "h0": inp["h0"].copy(), "params": _params_from(inp)}
+    result = objs["rnn_forward"](given["x"], given["h0"], given["params"])
     h, y_hat = unpack(result, 2, "rnn_forward must return two arrays, (h, y_hat)")
-    return {"h": h, "y_hat": y_hat}
+    return {"h": h, "y_hat": y_hat, "changed": _changed(given, inp)}
 
 
 check_forward = Check(

@@ -181,6 +181,8 @@ check_clip = Check(
     judge=f"{JUDGES}:judge_clip",
     hints={
         "type": "grads is a dict of arrays: loop over grads.values() (or .items()) to add up their squares.",
+        "inhomogeneous": "np.linalg.norm (or np.array) of a list of arrays of different shapes fails: add up the "
+        "squares of every array, sum(np.sum(g**2) for g in grads.values()), then take the square root.",
     },
 )
 

@@ -40,6 +40,18 @@ def param_names(l: int) -> dict:
     return {f"W_ih{l}": "weight_ih", f"W_hh{l}": "weight_hh", f"b_ih{l}": "bias_ih", f"b_hh{l}": "bias_hh"}
 
 
+def _one_tensor(value, name: str, how: str):
+    """``value`` as a tensor, or ``AssertionError`` if it is a list of tensors still to be stacked (``how``)."""
+    import torch
+
+    if isinstance(value, (list, tuple)):
+        raise AssertionError(
+            f"stacked_rnn_forward returned {name} as a {type(value).__name__} of {len(value)}: make it one tensor, "
+            f"{how}."
+        )
+    return torch.as_tensor(value)
+
+
 def _probe_stacked(objs, inp):
     import torch
     from torch import nn
@@ -53,7 +65,9 @@ def _probe_stacked(objs, inp):
         cells.append(cell)
     x, h0 = tensor64(inp["x"], grad=True), tensor64(inp["h0"], grad=True)
     result = objs["stacked_rnn_forward"](x, cells, h0)
-    output, h_n = (torch.as_tensor(r) for r in unpack(result, 2, "stacked_rnn_forward must return (output, h_n)"))
+    output, h_n = unpack(result, 2, "stacked_rnn_forward must return (output, h_n)")
+    output = _one_tensor(output, "output", "torch.stack(outputs, dim=1), (B, T, H)")
+    h_n = _one_tensor(h_n, "h_n", "torch.stack(h), (num_layers, B, H)")
     out = {"output": as_numpy(output), "h_n": as_numpy(h_n)}
     loss = torch.zeros((), dtype=torch.float64)
     if tuple(output.shape) == (B, T, H):
@@ -77,7 +91,11 @@ check_stacked_forward = Check(
     success="✔ stacked_rnn_forward equals nn.RNN(num_layers=2): outputs, final states and all gradients match.",
     hints={
         "matmul": "cells[0] reads x[:, t], (B, D); every layer above reads the new state of the layer below it, "
-        "(B, H). Pass each layer's output on as the next layer's input within the step.",
+        "(B, H). Pass each layer's output on as the next layer's input within the step. A cell is called as "
+        "cell(input, hidden), the input first.",
+        "in-place operation": "h0 is a tensor whose gradient is tracked: writing into it (h0[l] = ..., or h = h0 "
+        "and then h[l] = ...) is an in-place change autograd refuses. Keep the states in a new list, h = list(h0), "
+        "and rebind its entries.",
         "index": "x has T = x.shape[1] steps and h0 one state per layer, h0[l] for l in range(len(cells)).",
         "unpack": "An nn.RNNCell returns one tensor, the new state (B, H).",
         "type": "torch.stack takes a list of tensors: collect the per-step states in a list first.",
@@ -158,6 +176,8 @@ check_model_forward = Check(
         "matmul": "self.embedding turns ids (B, n) into vectors (B, n, E) for self.rnn; self.out maps H -> V and "
         "takes the top layer's last state, (B, H): output[:, -1] or h_n[-1].",
         "unpack": "self.rnn returns two things, (output, h_n): output (B, n, H) and h_n (num_layers, B, H).",
+        "input dtype (torch.int64)": "self.rnn received the word ids themselves: embed them first, "
+        "self.rnn(self.embedding(x)); the RNN reads vectors, (B, n, E).",
         "dtype": "x holds int64 word ids: give it to self.embedding as it is (no .float()).",
         "type": "self.rnn returns a tuple (output, h_n): unpack it before indexing.",
     },

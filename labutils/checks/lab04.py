@@ -74,8 +74,11 @@ def _hints(n_gates: int, names: str) -> dict:
         "matmul": f"W_ih is ({n_gates}H, D) and x_t is (B, D): x_t @ W_ih.T is (B, {n_gates}H); W_hh is "
         f"({n_gates}H, H) and h_prev @ W_hh.T is (B, {n_gates}H).",
         "unpack": split,
-        "broadcast": f"A gate {n_gates} times too wide, or split across the batch? {split}",
+        "broadcast": f"A gate {n_gates} times too wide, or split across the batch? {split} A term of shape "
+        f"({n_gates}H, B) comes from the column convention W_ih @ x_t.T: the labs are batch-first, x_t @ W_ih.T.",
         "dtype": "Keep every tensor as it is given (float64): no .float(), no NumPy.",
+        "in-place operation": "The inputs are tensors whose gradients are tracked: do not write into them "
+        "(c_prev *= f, h_prev += ..., x[...] = ...); compute new tensors, such as c_t = f * c_prev + i * g.",
     }
 
 

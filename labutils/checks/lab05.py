@@ -81,6 +81,11 @@ check_classifier = Check(
         "does not need them; take the final state h_n it returns second.",
         "matmul": "self.classify expects one H-vector per passage, (B, H). h_n is (num_layers, B, H): take the top "
         "layer, h_n[-1].",
+        "but got Long and": "self.classify received integers: self.rnn returns (output, h_n), in that order, and on "
+        "a PackedSequence its output is packed too (fields of index tensors); take h_n, the second, and h_n[-1].",
+        "index": "An index past the end of the padded time axis: passage b's last word is at position "
+        "lengths[b] - 1, not lengths[b]. h_n[-1] of the packed run already holds each passage's state after its "
+        "own last word.",
     },
 )
 

@@ -56,8 +56,11 @@ TBPTT_HINTS = {
     ".item(), no NumPy, no torch.no_grad()) before calling backward().",
     "Long": "the targets must be int64 class indices: torch.as_tensor(y) keeps NumPy's int64.",
     "class probabilities": "the targets must be int64 class indices, not floats.",
-    "'numpy.ndarray' object has no attribute": "x and y arrive as NumPy arrays: turn them into tensors on the "
-    "model's device first (the given lines do).",
+    "'numpy.ndarray' object has no attribute": "a NumPy array reached the model: x and y arrive as NumPy arrays "
+    "(turn them into tensors on the model's device first, as the given lines do), and the hidden state tbptt_step "
+    "returns must stay a tensor (hidden.detach(), not .numpy()).",
+    "'float' object has no attribute 'backward'": "loss.item() turned the loss into a Python float, which has no "
+    "graph: call loss.backward() on the tensor, and .item() only for the value you return.",
 }
 
 
@@ -141,6 +144,18 @@ def _h0(inp):
     return torch.tensor(inp["h0"])
 
 
+def _one_loss(loss, k: int) -> float:
+    """Loss ``k`` of the list train_streams returned, as a float, or ``AssertionError`` if it is not one number."""
+    what = f"train_streams must return a list of losses, one number per batch; its item {k} is not a number"
+    value = returned_array(loss, what)
+    if value.size != 1:
+        raise AssertionError(
+            f"train_streams must return a list of losses, one number per batch; its item {k} has shape "
+            f"{value.shape}: append the loss tbptt_step returns, not the hidden state."
+        )
+    return float(value)
+
+
 def _probe_loop(objs, inp) -> dict:
     import torch
 
@@ -152,7 +167,7 @@ def _probe_loop(objs, inp) -> dict:
         raise AssertionError(
             f"train_streams must return a list of losses, one per batch; it returned a {type(losses).__name__}."
         )
-    losses = [float(torch.as_tensor(loss).detach()) for loss in losses]
+    losses = [_one_loss(loss, k) for k, loss in enumerate(losses)]
     out = {"loop_losses": np.asarray(losses, dtype=np.float64), "loop_calls": len(model.calls)}
     out |= param_arrays(model.named_parameters(), "loop_")
     for k, (given, returned) in enumerate(zip(model.calls, model.returned, strict=True)):
@@ -228,8 +243,9 @@ check_sample_next = Check(
     "temperature), top-k never leaves the k best, temperature 0 gives the argmax, and a seeded rng reproduces "
     "its draws.",
     hints={
-        "do not sum to 1": "rng.choice checks in float64 that the probabilities sum to 1: compute them in float64 "
-        "(.double()) and, after top-k, from the filtered logits (softmax renormalises).",
+        "do not sum to 1": "rng.choice checks in float64 that the probabilities sum to 1: divide the *logits* by the "
+        "temperature before the softmax (probabilities divided afterwards no longer sum to 1); compute them in "
+        "float64 (.double()) and, after top-k, from the filtered logits (softmax renormalises).",
         "contain NaN": "the probabilities hold NaN: at temperature 0 logits / temperature divides by zero. Return "
         "the argmax there, before dividing; and never take the softmax of logits that are all -inf.",
         "division by zero": "temperature 0 means the argmax: return it before dividing by the temperature.",
@@ -290,6 +306,8 @@ check_generate = Check(
         "not in the vocabulary": "the vocabulary encodes characters: vocab.encode(prime); decode the ids you drew.",
         "outside": "vocab.decode takes ids in 0..V-1: decode the ids sample_next returned.",
         "Expected tensor for argument": "the model reads int64 ids shaped (1, T): torch.tensor([[token]]).",
+        "unbatched": "the model reads a batch of sequences: feed one id as a (1, 1) tensor, torch.tensor([[token]]), "
+        "not torch.tensor([token]).",
         "must be a str": "generate returns a string: prime + vocab.decode(ids).",
     },
 )

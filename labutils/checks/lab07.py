@@ -243,9 +243,43 @@ def _optimizer_steps():
         handle.remove()
 
 
+@contextlib.contextmanager
+def _training_calls():
+    """Record, inside the block, what training does beyond the optimiser: the max_norm of every
+    gradient clipping, the probability of every state reset (``labutils.train.reset_streams``), and
+    the shape of every batch a model reads in training mode."""
+    import torch
+    from torch.nn.modules.module import register_module_forward_pre_hook
+
+    from .. import train
+
+    calls = {"clips": [], "resets": [], "shapes": set()}
+    clip, reset = torch.nn.utils.clip_grad_norm_, train.reset_streams
+
+    def clip_and_record(parameters, max_norm, *args, **kwargs):
+        calls["clips"].append(float(max_norm))
+        return clip(parameters, max_norm, *args, **kwargs)
+
+    def reset_and_record(hidden, p):
+        calls["resets"].append(float(p))
+        return reset(hidden, p)
+
+    def record_shape(module, args):
+        if module.training and type(module).__name__ == "CharRNN" and args and hasattr(args[0], "shape"):
+            calls["shapes"].add(tuple(args[0].shape))
+
+    handle = register_module_forward_pre_hook(record_shape)
+    torch.nn.utils.clip_grad_norm_, train.reset_streams = clip_and_record, reset_and_record
+    try:
+        yield calls
+    finally:
+        torch.nn.utils.clip_grad_norm_, train.reset_streams = clip, reset
+        handle.remove()
+
+
 def _train_run(train_model, cell: str, hp: dict, prefix: str) -> dict:
     """Call the student's ``train_model(hp, cell)`` once; what it built, recorded and stepped, as arrays."""
-    with _optimizer_steps() as steps:
+    with _optimizer_steps() as steps, _training_calls() as calls:
         start = time.perf_counter()
         result = train_model(dict(hp), cell)
         seconds = time.perf_counter() - start
@@ -259,6 +293,9 @@ def _train_run(train_model, cell: str, hp: dict, prefix: str) -> dict:
     out[f"{prefix}opt_count"] = np.asarray(len({ident for _, ident, *_ in steps}))
     out[f"{prefix}opt_lr"] = np.asarray([lr for *_, lr, _ in steps], dtype=np.float64)
     out[f"{prefix}opt_betas"] = np.asarray([betas for *_, betas in steps], dtype=np.float64).reshape(-1, 2)
+    out[f"{prefix}clips"] = np.asarray(calls["clips"], dtype=np.float64)
+    out[f"{prefix}resets"] = np.asarray(calls["resets"], dtype=np.float64)
+    out[f"{prefix}batch_shapes"] = np.asarray(sorted(calls["shapes"]), dtype=np.int64).reshape(-1, 2)
     return out
 
 

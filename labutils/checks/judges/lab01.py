@@ -35,27 +35,43 @@ def _judge_softmax_one(z: np.ndarray, p: np.ndarray) -> None:
     want = as_numpy(torch.softmax(tensor64(z), dim=-1))
     if close(p, want):
         return
+    _judge_sums(z, p)
+    mismatch = describe_mismatch(p, want)
+    hint = "" if "float32" in mismatch else " Did you subtract the maximum of each row (keepdims=True) before exp()?"
+    raise AssertionError(f"softmax(z) {mismatch} (compared with torch.softmax).{hint}")
+
+
+def _judge_sums(z: np.ndarray, p: np.ndarray) -> None:
+    """Raise if the rows of ``p`` (along the last axis) do not sum to 1, naming what they sum to instead."""
     sums = p.sum(axis=-1)
-    if z.ndim > 1 and np.allclose(p.sum(axis=0), 1) and not np.allclose(sums, 1):
-        raise AssertionError(
-            "softmax(z) sums to 1 down axis 0 instead of along the last axis: the probabilities are over "
-            "the vocabulary, which is the last axis. Use axis=-1 with keepdims=True."
-        )
-    if np.isclose(p.sum(), 1) and not np.allclose(sums, 1):
+    if np.allclose(sums, 1):
+        return
+    for axis in range(z.ndim - 1):
+        if np.allclose(p.sum(axis=axis), 1):
+            raise AssertionError(
+                f"softmax(z) sums to 1 down axis {axis} instead of along the last axis: the probabilities are over "
+                "the vocabulary, which is the last axis. Use axis=-1 with keepdims=True (for the max and the sum)."
+            )
+    if np.isclose(p.sum(), 1):
         raise AssertionError(
             "softmax(z) sums to 1 over the whole array: each row (last axis) must sum to 1 on its own. "
             "Use np.sum(..., axis=-1, keepdims=True)."
         )
-    if not np.allclose(sums, 1):
-        raise AssertionError(f"the rows of softmax(z) sum to {np.round(sums.ravel()[:3], 4)}..., not 1.")
-    raise AssertionError(
-        f"softmax(z) {describe_mismatch(p, want)} (compared with torch.softmax). "
-        "Did you subtract the maximum of each row (keepdims=True) before exp()?"
-    )
+    if np.all(p <= 1e-12) and np.allclose(np.exp(p).sum(axis=-1), 1):
+        raise AssertionError(
+            "softmax(z) returned log-probabilities (a log-softmax): return the probabilities themselves, "
+            "e / e.sum(axis=-1, keepdims=True)."
+        )
+    if np.allclose(p.max(axis=-1), 1):
+        raise AssertionError(
+            "the largest probability of each row is exactly 1: divide exp() by the *sum* of its row, "
+            "not by its maximum."
+        )
+    raise AssertionError(f"the rows of softmax(z) sum to {np.round(sums.ravel()[:3], 4)}..., not 1.")
 
 
 def judge_softmax(inp, out):
-    for key, z_key in (("p_small", "small"), ("p", "z"), ("p3", "z3")):
+    for key, z_key in (("p_small", "small"), ("p", "z"), ("p3", "z3"), ("p_wide", "wide")):
         _judge_softmax_one(inp[z_key], out[key])
 
 
@@ -93,11 +109,15 @@ def _cell_variants(inp, x, h_prev):
             "no_activation": pre,
             "sigmoid": torch.sigmoid(pre),
             "W_hh_transposed": cell(W_xh, W_hh.T, b_h),
+            "no_recurrence": cell(W_xh, np.zeros_like(W_hh), b_h),
+            "bias_twice": cell(W_xh, W_hh, 2 * b_h),
         }
         ys = {name: out(hv) for name, hv in h_variants.items()}
         ys["no_output_bias"] = out(h, np.zeros(V))
         ys["logits"] = nn.functional.linear(h, tensor64(inp["W_hy"]), tensor64(inp["b_y"]))
         ys["from_h_prev"] = out(tensor64(h_prev))
+        ys["from_pre_activation"] = out(pre)
+        ys["softmax_over_batch"] = torch.softmax(ys["logits"], dim=0)
     return {k: as_numpy(v) for k, v in h_variants.items()}, {k: as_numpy(v) for k, v in ys.items()}
 
 
@@ -108,11 +128,18 @@ H_ADVICE = {
     "sigmoid": "It matches the sigmoid: the vanilla RNN cell uses tanh (np.tanh).",
     "W_hh_transposed": "It matches h_prev @ W_hh (W_hh transposed): with PyTorch-shaped W_hh of shape (H, H), "
     "batch-first rows need h_prev @ W_hh.T.",
+    "no_recurrence": "It matches tanh(W_xh x_t + b_h) without the recurrent term: add h_prev @ W_hh.T, which "
+    "carries the memory from the previous step.",
+    "bias_twice": "It matches the cell with b_h added twice: add the bias once.",
 }
 Y_ADVICE = {
     "no_output_bias": "It matches softmax(W_hy h_t) without b_y: add the output bias b_y.",
     "logits": "It matches the logits W_hy h_t + b_y: apply your softmax to them.",
     "from_h_prev": "It matches the prediction from h_prev: compute y_hat from the *new* hidden state h_next.",
+    "from_pre_activation": "It matches the prediction from the pre-activation z_t: compute y_hat from the hidden "
+    "state after the tanh, h_next.",
+    "softmax_over_batch": "It matches a softmax over axis 0 (the batch): each row, one example, must sum to 1 "
+    "over the vocabulary, the last axis.",
 }
 
 
@@ -140,10 +167,23 @@ def _diagnose(name: str, got, variants: dict, advice: dict, what: str) -> None:
     )
 
 
+def _judge_unchanged(what: str, changed) -> None:
+    """Raise if the student's function wrote into the arrays it was given (``changed``: their names)."""
+    names = [str(n) for n in np.atleast_1d(changed)]
+    if names:
+        raise AssertionError(
+            f"{what} changed the array(s) it was given, {', '.join(names)}, in place (h[:] = ..., +=, *=): the "
+            "caller's arrays must stay as they were. Compute new arrays instead (h_next = np.tanh(z_t))."
+        )
+
+
 def judge_cell(inp, out):
+    if np.shape(out["h_next"]) == (B, V) and np.shape(out["y_hat"]) == (B, H):
+        raise AssertionError("rnn_cell_forward returned (y_hat_t, h_next): return them in the order h_next, y_hat_t.")
     hs, ys = _cell_variants(inp, inp["x_t"], inp["h_prev"])
     _diagnose("h_next", out["h_next"], hs, H_ADVICE, "nn.RNNCell")
     _diagnose("y_hat", out["y_hat"], ys, Y_ADVICE, "softmax(Linear(h_next))")
+    _judge_unchanged("rnn_cell_forward", out["changed"])
 
 
 # ------------------------------------------------------------------------ sequence forward
@@ -166,6 +206,12 @@ def _rnn_oracle(inp, h0, nonlinearity: str = "tanh"):
 def _judge_shapes(h, y) -> None:
     if np.shape(h) == (B, T + 1, H):
         raise AssertionError(f"h has shape {np.shape(h)}, expected {(B, T, H)}: keep h_1 ... h_T, not h0.")
+    if np.shape(h) == (T, B, H) or np.shape(y) == (T, B, V):
+        raise AssertionError(
+            f"h has shape {np.shape(h)} and y_hat {np.shape(y)}: time-first, the steps stacked along axis 0. The "
+            f"labs are batch-first: h is (B, T, H) = {(B, T, H)}; stack the steps along axis 1 "
+            "(np.stack(states, axis=1)), or fill np.zeros((B, T, H)) with h[:, t] = ..."
+        )
     if np.shape(h) == (H, B, T) or np.shape(y) == (V, B, T):
         raise AssertionError(
             f"h has shape {np.shape(h)} and y_hat {np.shape(y)}: that is the column convention (n, m, T). "
@@ -187,6 +233,11 @@ def _judge_states(inp, h, h_ok) -> None:
         raise AssertionError(
             "h is right except at the last step, which is all zeros: the last time step is never computed. "
             "Loop over range(T), not range(T - 1)."
+        )
+    if np.allclose(h[:, 0], 0):
+        raise AssertionError(
+            "h[:, 0] is all zeros: step 0 is never computed. Loop over range(T), which starts at t = 0 with the "
+            "state h0."
         )
     # h_prev never updated: every step starts again from h0.
     stale = np.stack([_rnn_oracle({**inp, "x": inp["x"][:, t : t + 1]}, inp["h0"])[0][:, 0] for t in range(T)], 1)
@@ -246,3 +297,4 @@ def judge_forward(inp, out):
     h_ok, y_ok = _rnn_oracle(inp, inp["h0"])
     _judge_states(inp, h, h_ok)
     _judge_predictions(y, y_ok)
+    _judge_unchanged("rnn_forward", out["changed"])

@@ -91,6 +91,19 @@ def judge_cell(inp, out):
         ),
         ("It uses 1 - h_t: tanh's derivative is 1 - h_t**2 (squared).", with_dz(dh * (1 - h_t))),
         (
+            "It uses the sigmoid's derivative, h_t * (1 - h_t): the cell's activation is tanh, whose derivative "
+            "is 1 - h_t**2.",
+            with_dz(dh * h_t * (1 - h_t)),
+        ),
+        (
+            "dh_prev = dz_t leaves out W_hh: h_prev enters through h_prev @ W_hh.T, so dh_prev = dz_t @ W_hh.",
+            {"dh_prev": dz},
+        ),
+        (
+            "dW_hh uses h_t: what W_hh multiplies at this step is h_prev, so dW_hh = dz_t.T @ h_prev.",
+            {"dW_hh": dz.T @ h_t},
+        ),
+        (
             "dh_prev = dz_t @ W_hh (no .T): h_prev enters as h_prev @ W_hh.T, so its gradient is dz @ W_hh.",
             {"dh_prev": dz @ inp["W_hh"].T},
         ),
@@ -100,7 +113,13 @@ def judge_cell(inp, out):
             {"db_h": dz.mean(axis=0)},
         ),
     ]
-    hints = {"db_h": "The bias gradient has the bias's shape (H,): sum dz_t over the batch axis."}
+    hints = {
+        "db_h": "The bias gradient has the bias's shape (H,): sum dz_t over the batch axis.",
+        "dW_xh": "dW_xh has the shape of W_xh, (H, D): dz_t.T @ x_t (x_t is what W_xh multiplies).",
+        "dW_hh": "dW_hh has the shape of W_hh, (H, H): dz_t.T @ h_prev (h_prev is what W_hh multiplies).",
+        "dx_t": "dx_t has the shape of x_t, (B, D): dz_t @ W_xh (x_t reaches z_t through W_xh).",
+        "dh_prev": "dh_prev has the shape of h_prev, (B, H): dz_t @ W_hh (h_prev reaches z_t through W_hh).",
+    }
     _judge_gradients(out, want, slips, hints)
 
 
@@ -134,10 +153,14 @@ def _seq_autograd(inp, *, carry: bool = True, only_last_dh: bool = False):
     return total, per_step
 
 
-def _bptt_loop(inp, *, forwards=False, skip=None, wrap=False, dh_init_last=False, carry="dh_prev") -> dict:
+def _bptt_loop(
+    inp, *, forwards=False, skip=None, wrap=False, prev="before", dh_init_last=False, carry="dh_prev"
+) -> dict:
     """The weight gradients of a loop over time written with a slip (a step's own backward is right).
 
-    ``forwards``: t = 0 .. T-1; ``skip``: a step left out; ``wrap``: h[:, t-1] at t = 0;
+    ``forwards``: t = 0 .. T-1; ``skip``: a step left out; ``wrap``: h[:, t-1] at t = 0; ``prev``: the
+    state taken as the one before step t -- ``"before"`` (right), ``"zeros"`` at t = 0 instead of h0, or
+    ``"same"``, h[:, t] itself;
     ``dh_init_last``: dh_next starts at dh[:, -1]; ``carry``: what dh_next becomes after a step --
     ``"dh_prev"`` (right), ``"accumulate"`` (dh_next += dh_prev) or ``"upstream"`` (the gradient
     that arrived at the step, not passed through it).
@@ -148,6 +171,10 @@ def _bptt_loop(inp, *, forwards=False, skip=None, wrap=False, dh_init_last=False
     sums = {f"d{k}": np.zeros(SHAPES[k]) for k in PARAMS}
     for t in steps:
         h_prev = h[:, t - 1] if t > 0 or wrap else inp["h0"]
+        if prev == "same":
+            h_prev = h[:, t]
+        elif prev == "zeros" and t == 0:
+            h_prev = np.zeros_like(inp["h0"])
         upstream = dh[:, t] + dh_next
         grads = _affine_grads(inp, x[:, t], h_prev, upstream * (1 - h[:, t] ** 2))
         for k in sums:
@@ -175,6 +202,14 @@ def _loop_slips(inp) -> list[tuple[str, dict]]:
             {"dW_hh": _bptt_loop(inp, wrap=True)["dW_hh"]},
         ),
         (
+            "At t = 0 you used zeros as the state before the step: it is h0, h_prev = h[:, t - 1] if t > 0 else h0.",
+            {"dW_hh": _bptt_loop(inp, prev="zeros")["dW_hh"]},
+        ),
+        (
+            "h_prev = h[:, t] is the state *after* step t: the state before step t is h[:, t - 1] (h0 at t = 0).",
+            {"dW_hh": _bptt_loop(inp, prev="same")["dW_hh"]},
+        ),
+        (
             "dh_next starts at dh[:, -1], so the last step's own gradient is counted twice: dh_next starts at "
             "zeros, since nothing flows back into the last step from the future.",
             _bptt_loop(inp, dh_init_last=True),
@@ -195,10 +230,16 @@ def _loop_slips(inp) -> list[tuple[str, dict]]:
 def _judge_repeatable(out) -> None:
     changed = [k for k in SEQ_GRADS if not np.array_equal(out[k], out["again_" + k], equal_nan=True)]
     if changed:
+        empty = (
+            " An array made with np.empty_like holds whatever was in memory where it is never written: is "
+            "dx[:, t] written at every step t?"
+            if "dx" in changed
+            else ""
+        )
         raise AssertionError(
             f"called twice with the same inputs, rnn_backward returned different {', '.join(changed)} the second "
             "time: something carries over between calls. Start dh_next and every gradient at zeros inside the "
-            "function (a global, or a default argument such as grads={}, keeps its values from call to call)."
+            f"function (a global, or a default argument such as grads={{}}, keeps its values from call to call).{empty}"
         )
 
 
@@ -272,6 +313,11 @@ def _judge_clipped(k: str, got, g, want, total: float, max_norm: float, case: st
             f"{k} was scaled by its own norm: use one global norm over all gradients, so that the update keeps "
             "its direction."
         )
+    if close(got, g * total / max_norm, 1e-6):
+        raise AssertionError(
+            f"{k} was scaled by norm / max_norm, upside down: multiply by max_norm / norm, which is below 1 when "
+            "the norm exceeds max_norm."
+        )
     if close(got, g * max_norm / total**2, 1e-6):
         raise AssertionError(f"{k} was scaled by max_norm / norm**2: divide by the norm itself, its square root.")
     raise AssertionError(f"{k} {describe_mismatch(got, want, tol=1e-6)} (compared with clip_grad_norm_).")
@@ -305,6 +351,7 @@ def _judge_adagrad_entry(k: str, step: int, inp, out, want_p, want_m, lr: float)
             "memory is still all zeros after a step: update it in place (memory[name] += grad**2); "
             "m = m + grad**2 only rebinds a local name and the memory never changes."
         )
+    _judge_adagrad_memory(k, step, got_m, want_m, g)
     if not np.all(np.isfinite(got_p)):
         raise AssertionError(
             f"params[{k!r}] has NaN or inf where the gradient and the memory are still 0 (a character not yet "
@@ -313,18 +360,15 @@ def _judge_adagrad_entry(k: str, step: int, inp, out, want_p, want_m, lr: float)
         )
     if step == 1 and close(got_p, inp[f"p_{k}"], 1e-15):
         raise AssertionError("the parameters did not change: update them in place (params[name] -= ...).")
-    if not close(got_m, want_m, TOL):
-        if step == 2 and close(got_m, g**2, TOL):
-            raise AssertionError(
-                "memory holds only the last squared gradient: Adagrad *accumulates* them, memory[name] += grad**2."
-            )
-        raise AssertionError(
-            f"memory[{k!r}] {describe_mismatch(got_m, want_m, tol=TOL)} (compared with the sum of squared "
-            "gradients, torch.optim.Adagrad's state)."
-        )
     if close(got_p, want_p, TOL):
         return
     step_taken = got_p - p0
+    if close(step_taken, -lr * g / np.sqrt(want_m + 1e-8), TOL):
+        raise AssertionError(
+            f"params[{k!r}]: eps is inside the square root, np.sqrt(memory + eps) (as in min-char-rnn). This lab "
+            "follows torch.optim.Adagrad and its docstring: lr * grad / (np.sqrt(memory) + eps), eps added after "
+            "the root (the two differ where the memory is small)."
+        )
     if close(step_taken, lr * g / (np.sqrt(want_m) + 1e-8), TOL):
         raise AssertionError(f"params[{k!r}] moved uphill: subtract the step (params -= ...).")
     if close(step_taken, -lr * g / (want_m + 1e-8), TOL):
@@ -336,6 +380,24 @@ def _judge_adagrad_entry(k: str, step: int, inp, out, want_p, want_m, lr: float)
     raise AssertionError(
         f"params[{k!r}] after step {step} {describe_mismatch(got_p, want_p, tol=TOL)} (compared with "
         "torch.optim.Adagrad)."
+    )
+
+
+def _judge_adagrad_memory(k: str, step: int, got_m, want_m, g) -> None:
+    """Raise unless memory[k] after ``step`` is the sum of the squared gradients so far; name the slip."""
+    if close(got_m, want_m, TOL):
+        return
+    if step == 1 and (close(got_m, g, TOL) or close(got_m, np.abs(g), TOL)):
+        raise AssertionError(
+            "memory adds up the gradients themselves: Adagrad adds their *squares*, memory[name] += grad**2."
+        )
+    if step == 2 and close(got_m, g**2, TOL):
+        raise AssertionError(
+            "memory holds only the last squared gradient: Adagrad *accumulates* them, memory[name] += grad**2."
+        )
+    raise AssertionError(
+        f"memory[{k!r}] {describe_mismatch(got_m, want_m, tol=TOL)} (compared with the sum of squared "
+        "gradients, torch.optim.Adagrad's state)."
     )
 
 
@@ -452,9 +514,15 @@ def _judge_step_memory(inp, out, want: dict) -> None:
             )
 
 
-def _judge_step_returns(out, want: dict, call: int) -> None:
+def _judge_step_returns(inp, out, want: dict, call: int) -> None:
     loss = float(out[f"loss{call}"])
     if not np.isclose(loss, want["loss"], rtol=1e-9):
+        from_zeros = _step_oracle({**inp, "h0": np.zeros_like(inp["h0"])})[call - 1]["loss"]
+        if np.isclose(loss, from_zeros, rtol=1e-9):
+            raise AssertionError(
+                f"the loss returned by call {call} is the one from a zero state: pass the h0 train_step is given "
+                "on to char_lm_loss_and_grads (it carries the state over from the previous chunk)."
+            )
         raise AssertionError(
             f"the loss returned by call {call} is {loss:.6g}, expected {want['loss']:.6g}, the mean cross-entropy "
             "per character that char_lm_loss_and_grads returns."
@@ -483,10 +551,10 @@ def _judge_step_params(out, want: dict, call: int, tol: float, no_clip: dict | N
 def judge_train_step(inp, out):
     """Two calls from the same start: the first never clips (its memory shows the gradients), the second does."""
     want = _step_oracle(inp)
-    _judge_step_returns(out, want[0], 1)
+    _judge_step_returns(inp, out, want[0], 1)
     _judge_step_memory(inp, out, want[0]["m"])
     _judge_step_params(out, want[0], 1, TOL, None)
-    _judge_step_returns(out, want[1], 2)
+    _judge_step_returns(inp, out, want[1], 2)
     _judge_step_params(out, want[1], 2, CLIP_TOL, _step_oracle(inp, clips=(np.inf, np.inf))[1]["p"])
     for k in STEP_NAMES:
         if not close(out[f"s2_m_{k}"], want[1]["m"][k], CLIP_TOL):

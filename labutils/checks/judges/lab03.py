@@ -75,6 +75,8 @@ _OUTPUT_HINTS = {
     (T, B, H): "This is time-first: stack the per-step states along dim=1, (B, T, H), as batch_first=True does.",
     (B, H): "That is one step only: output must hold the top layer's state at every step.",
     (B, T - 1, H): "One step short: does the loop over time run over range(T), T = x.shape[1]?",
+    (B, T * H): "torch.cat joins the steps along an existing axis: torch.stack(outputs, dim=1) adds the time axis, "
+    "(B, T, H).",
 }
 _HN_HINTS = {
     (B, H): "h_n must hold the final state of *each* layer: torch.stack([h_layer1, h_layer2]), shape (L, B, H).",
@@ -166,7 +168,9 @@ def _judge_one_window_set(ids, X, y, n: int, stride: int, label: str) -> None:
     if len(steps) and np.any(steps != stride):
         if np.all(steps == 1) and stride != 1:
             raise AssertionError(f"windows {label} start every word: the stride ({stride}) is ignored.")
-        raise AssertionError(f"windows {label} should start every {stride} words, got steps {sorted(set(steps))}.")
+        raise AssertionError(
+            f"windows {label} should start every {stride} words, got steps {sorted(set(steps.tolist()))}."
+        )
     if len(starts) < expected_m:
         raise AssertionError(
             f"{len(starts)} windows {label}, expected {expected_m}: the last window(s) are missing. A window may "
@@ -206,6 +210,13 @@ _LOGIT_HINTS = {
     (MB * MT, MV): "Flattened steps: keep only the last step of each window.",
     (ML, MB, MV): "That is a prediction from every layer's final state, self.out(h_n): the next word is predicted "
     "from the top layer's only, h_n[-1] (the same as output[:, -1]).",
+    (MT, MV): "That is one prediction per step of the last window: states[-1] indexes the batch axis. With "
+    "batch_first=True the steps are axis 1: states[:, -1].",
+    (ML, MV): "That is one prediction per layer: self.rnn returns (output, h_n), in that order, and output[:, -1] "
+    "(or h_n[-1]) is (B, H).",
+    (
+        MB,
+    ): "That is one number per window (an argmax?): return the logits (B, V); cross_entropy takes them as they are.",
 }
 
 

@@ -133,18 +133,58 @@ def _bias_not_added(kind: str, inp: dict, matches) -> str | None:
 
 
 # ------------------------------------------------------------------------------------ LSTM
-def _lstm_from(inp, candidate):
-    """(h_t, c_t) of an LSTM whose candidate is ``candidate(pre-activation)`` instead of tanh."""
+def _lstm_from(inp, candidate=None, *, gates=None, memory="c_prev", h_reads="c_t"):
+    """(h_t, c_t) of an LSTM with a slip: ``candidate`` (an activation) instead of tanh for g_t,
+    ``gates`` ({"i": activation, ...}) instead of the sigmoid for some gates, ``memory`` the state the
+    forget gate scales ("c_prev" or "h_prev"), ``h_reads`` the cell state h_t reads ("c_t" or "c_prev")."""
     import torch
 
+    acts = {"i": torch.sigmoid, "f": torch.sigmoid, "o": torch.sigmoid} | (gates or {})
     (xi, xf, xg, xo), (hi, hf, hg, ho) = _pre_activations(inp, 4)
-    i, f, o = torch.sigmoid(xi + hi), torch.sigmoid(xf + hf), torch.sigmoid(xo + ho)
-    c = f * tensor64(inp["c_prev"]) + i * candidate(xg + hg)
-    return as_numpy(o * torch.tanh(c)), as_numpy(c)
+    i, f, o = acts["i"](xi + hi), acts["f"](xf + hf), acts["o"](xo + ho)
+    c = f * tensor64(inp[memory]) + i * (candidate or torch.tanh)(xg + hg)
+    return as_numpy(o * torch.tanh(c if h_reads == "c_t" else tensor64(inp["c_prev"]))), as_numpy(c)
+
+
+def _lstm_slips(inp) -> list[tuple[str, tuple]]:
+    """(advice, (h_t, c_t)) of the LSTMs students write by mistake, beyond swapped blocks and biases."""
+    import torch
+
+    forget_plus_one = {k: np.array(inp[k], copy=True) for k in WEIGHTS}
+    forget_plus_one["b_ih"][H : 2 * H] += 1.0
+    return [
+        (
+            "the candidate g_t goes through a sigmoid: it is the value to write, in (-1, 1), so it uses tanh; "
+            "the sigmoid is for the gates i, f and o.",
+            _lstm_from(inp, torch.sigmoid),
+        ),
+        ("the candidate g_t has no activation: g_t = tanh(its pre-activation).", _lstm_from(inp, lambda a: a)),
+        *(
+            (
+                f"the gate {gate}_t goes through a tanh: the gates i, f and o use the sigmoid, so that they lie "
+                "in (0, 1); tanh is for the candidate g_t.",
+                _lstm_from(inp, gates={gate: torch.tanh}),
+            )
+            for gate in ("i", "f", "o")
+        ),
+        (
+            "c_t scales h_prev by the forget gate: the memory it keeps is the previous *cell* state, "
+            "c_t = f_t * c_prev + i_t * g_t.",
+            _lstm_from(inp, memory="h_prev"),
+        ),
+        (
+            "h_t reads the previous cell state: h_t = o_t * tanh(c_t), with the c_t just computed.",
+            _lstm_from(inp, h_reads="c_prev"),
+        ),
+        (
+            "the forget gate's pre-activation has 1 added (a forget-gate bias, as some libraries add): "
+            "PyTorch's cell adds only b_ih and b_hh.",
+            _run("lstm", inp, forget_plus_one),
+        ),
+    ]
 
 
 def _lstm_slip(inp, h, c, h_ok, c_ok) -> str | None:
-    import torch
 
     def matches(h_s, c_s):
         return close(h, h_s) and close(c, c_s)
@@ -154,13 +194,9 @@ def _lstm_slip(inp, h, c, h_ok, c_ok) -> str | None:
     advice = _swapped_gates("lstm", inp, matches)
     if advice:
         return advice
-    if matches(*_lstm_from(inp, torch.sigmoid)):
-        return (
-            "the candidate g_t goes through a sigmoid: it is the value to write, in (-1, 1), so it uses tanh; "
-            "the sigmoid is for the gates i, f and o."
-        )
-    if matches(*_lstm_from(inp, lambda a: a)):
-        return "the candidate g_t has no activation: g_t = tanh(its pre-activation)."
+    for advice, (h_s, c_s) in _lstm_slips(inp):
+        if matches(h_s, c_s):
+            return advice
     if close(c, c_ok) and close(h, h_ok * c_ok / np.tanh(c_ok)):
         return "c_t is right but h_t is not: h_t = o_t * tanh(c_t) -- the tanh is missing."
     if close(c, c_ok) and close(h, np.tanh(c_ok)):
@@ -249,8 +285,37 @@ def _gru_slip(inp, h, h_ok) -> str | None:
             "the reset gate is missing: n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_prev + b_hn)) -- "
             "r_t must scale the hidden state's contribution."
         )
-    advice = first_slip(h, _reset_slips(inp))
+    advice = first_slip(h, _reset_slips(inp) + _gru_activation_slips(inp))
     return advice or _bias_not_added("gru", inp, matches)
+
+
+def _gru_activation_slips(inp) -> list[tuple[str, object]]:
+    """h_t of GRUs with an activation or a gate in the wrong place, with the advice for each."""
+    import torch
+
+    (xr, xz, xn), (hr, hz, hn) = _pre_activations(inp, 3)
+    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+    h_prev = tensor64(inp["h_prev"])
+    n = torch.tanh(xn + r * hn)
+    return [
+        (
+            "the candidate n_t goes through a sigmoid: it is the new content, in (-1, 1), so it uses tanh.",
+            (1 - z) * torch.sigmoid(xn + r * hn) + z * h_prev,
+        ),
+        (
+            "the update gate z_t goes through a tanh: the gates r and z use the sigmoid, so that they lie in (0, 1).",
+            (1 - torch.tanh(xz + hz)) * n + torch.tanh(xz + hz) * h_prev,
+        ),
+        (
+            "the reset gate r_t goes through a tanh: the gates r and z use the sigmoid, so that they lie in (0, 1).",
+            (1 - z) * torch.tanh(xn + torch.tanh(xr + hr) * hn) + z * h_prev,
+        ),
+        (
+            "the candidate is scaled by z_t where the reset gate belongs: n_t = tanh(x_n + r_t * (h_prev @ W_hn.T "
+            "+ b_hn)), with r_t, the first block.",
+            (1 - z) * torch.tanh(xn + z * hn) + z * h_prev,
+        ),
+    ]
 
 
 def judge_gru(inp, out):

@@ -70,6 +70,7 @@ def _classifier_oracles(inp, out) -> dict:
             "padded_bottom": m["classify"](h_padded[0]).numpy(),
             "sorted": right.numpy()[order],
             "last_column": m["classify"](torch.where(torch.as_tensor(lengths == T_MAX)[:, None], top, 0.0)).numpy(),
+            "mean": m["classify"](states.mean(1)).numpy(),
             "softmax": right.softmax(-1).numpy(),
             "log_softmax": right.log_softmax(-1).numpy(),
         }
@@ -96,6 +97,10 @@ CLASSIFIER_SLIPS = {
     ),
     "softmax": "softmax was applied: return raw logits (cross_entropy applies log-softmax itself).",
     "log_softmax": "log-softmax was applied: return raw logits (cross_entropy applies it itself).",
+    "mean": (
+        "these come from the mean of the outputs over every padded step: the classifier reads the state after "
+        "each passage's own last word, h_n[-1] of the packed run (padding steps are not words)."
+    ),
 }
 
 
@@ -110,6 +115,7 @@ def judge_classifier(inp, out):
         (L, B, C): "That is one prediction per layer of h_n: the classifier reads the top layer only, h_n[-1].",
         (B, T, C): "That is one prediction per step (many-to-many); a passage gets one, from its final state.",
         (B, H): "That is the hidden state: pass it through self.classify to get one logit per class.",
+        (B,): "That is one number per passage (an argmax?): return the logits (B, C); cross_entropy takes them.",
     }
     assert_shape("logits", logits, (B, C), hints.get(tuple(np.shape(logits)), ""))
     oracles = _classifier_oracles(inp, out)
@@ -157,7 +163,7 @@ def _greedy(m, prompt, n: int, kind: str = "right") -> np.ndarray:
     logits, hidden = _step(m, prompt[:1] if kind == "first_position" else prompt)
     if kind == "fed_twice":
         logits, hidden = _step(m, prompt[-1:], hidden)
-    token, ids = int(torch.argmax(logits[-1])), []
+    token, ids = int(torch.argmax(logits[0 if kind == "first_logits" else -1])), []
     for _ in range(n):
         ids.append(token)
         if kind == "reset":
@@ -187,6 +193,10 @@ FREE_SLIPS = {
         "the first prediction comes from the first position of the prompt: the next id follows the prompt's "
         "*last* position, logits[:, -1]."
     ),
+    "first_logits": (
+        "the first new id is the argmax of the logits at the prompt's *first* position: after reading the prompt, "
+        "the next id is predicted by the logits at its last position, logits[:, -1]."
+    ),
 }
 
 
@@ -199,6 +209,7 @@ def _judge_free(inp, out, m) -> None:
             hints = {
                 (PROMPT_LEN + N_FREE,): "That is the prompt and the new ids: return only the n new ones.",
                 (1, N_FREE): "Drop the batch axis: return a 1-D tensor of n ids.",
+                (N_FREE - 1,): "One id short: take n ids, one per pass of a loop over range(n).",
             }
             assert_shape(f"free_running(model, prompt, n={N_FREE})", got, (N_FREE,), hints.get(np.shape(got), ""))
             if not np.array_equal(got, again):
@@ -237,6 +248,8 @@ def _continuation_losses(m, prefix, cont) -> dict:
         "same_position": float(F.cross_entropy(logits[P:], target[P:])),
         "no_prefix": float(F.cross_entropy(alone[:-1], target[P + 1 :])),
         "with_prefix": float(F.cross_entropy(logits[:-1], target[1:])),
+        "softmax_first": float(F.cross_entropy(logits[P - 1 : -1].softmax(-1), target[P:])),
+        "nll_of_logits": float(F.nll_loss(logits[P - 1 : -1], target[P:])),
     }
 
 
@@ -256,6 +269,14 @@ LOSS_SLIPS = {
         "that predicts the continuation comes from the prefix."
     ),
     "with_prefix": "the loss includes the prefix's own characters: score the continuation only.",
+    "softmax_first": (
+        "cross_entropy was given probabilities (a softmax applied first): give it the raw logits, it applies "
+        "log-softmax itself."
+    ),
+    "nll_of_logits": (
+        "nll_loss was given raw logits: it expects log-probabilities. Use F.cross_entropy on the logits (or "
+        "nll_loss on their log_softmax)."
+    ),
 }
 
 

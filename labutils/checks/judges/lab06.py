@@ -123,7 +123,6 @@ def _judge_update(got_params: dict, inp, out, batches, hidden, stale: bool, what
 
 
 def _judge_step(inp, out) -> None:
-    import torch
 
     if out["step_calls"] != 1:
         raise AssertionError(f"tbptt_step called the model {out['step_calls']} times: once per batch is enough.")
@@ -141,8 +140,7 @@ def _judge_step(inp, out) -> None:
     if np.isclose(loss, want["losses"][0] * B * T, rtol=1e-6):
         raise AssertionError("tbptt_step's loss is the sum over the B*T positions: return the mean.")
     if not np.isclose(loss, want["losses"][0], rtol=1e-6):
-        with torch.no_grad():
-            fresh = _train(inp, out, batches, None, "right", True)
+        fresh = _train(inp, out, batches, None, "right", True)  # trains: it needs autograd
         if np.isclose(loss, fresh["losses"][0], rtol=1e-6):
             raise AssertionError("tbptt_step's loss is computed from a zero state: pass hidden to the model.")
         raise AssertionError(
@@ -236,7 +234,8 @@ SAMPLE_SLIPS = {
     "k_plus_one": "top-k keeps k + 1 ids: keep exactly the k largest logits.",
     "k_minus_one": "top-k keeps k - 1 ids: keep exactly the k largest logits (those >= the k-th largest).",
     "bottom_k": "top-k keeps the k *smallest* logits: keep the k largest.",
-    "uniform_top_k": "the k best are drawn uniformly: draw them with their softmax probabilities.",
+    "uniform_top_k": "the ids are drawn uniformly (among the k best, with top_k): draw them with their softmax "
+    "probabilities, rng.choice(V, p=probs).",
 }
 
 
@@ -300,7 +299,10 @@ def _judge_draws(inp, out) -> None:
 def judge_sample_next(inp, out):
     kind = str(out["type"])
     if kind not in ("int",) and not kind.startswith(("int", "uint")):
-        raise AssertionError(f"sample_next returned a {kind}: return a Python int, int(...) of the id drawn.")
+        drawn = " (rng.choice(probs) draws one of the probabilities themselves)" if kind.startswith("float") else ""
+        raise AssertionError(
+            f"sample_next returned a {kind}: return a Python int, the id drawn, int(rng.choice(V, p=probs)){drawn}."
+        )
     if out["mutated"]:
         raise AssertionError(
             "sample_next changed the logits it was given (an in-place division such as logits /= temperature?): "
@@ -342,6 +344,8 @@ def _greedy(m, kind: str = "right") -> str:
     chars = sorted(set(GEN_TEXT))
     prime = [chars.index(c) for c in PRIME]
     p, hidden = _probs_after(m, prime[-1:] if kind == "prime_last" else prime, None, 0.0)
+    if kind == "first_position":  # the state after the prime, but the logits after its first character
+        p, _ = _probs_after(m, prime[:1], None, 0.0)
     text = PRIME
     for _ in range(GREEDY_LEN):
         token = int(np.argmax(p))
@@ -355,6 +359,8 @@ GREEDY_SLIPS = {
     "reset": "each character is predicted from a fresh state: pass the hidden state on, model(x, hidden).",
     "prime_last": "only the prime's last character was read: run the whole prime through the model first.",
     "stale": "the prime's last character is fed again at every step: feed back the character just drawn.",
+    "first_position": "the first character is drawn from the logits at the prime's *first* position, logits[0, 0]: "
+    "the next character follows the prime's last position, logits[0, -1].",
 }
 
 
@@ -370,6 +376,12 @@ def _judge_greedy(out, m) -> None:
     want, got = _greedy(m), str(out["greedy"])
     if got.startswith("<") and got.endswith(">"):
         raise AssertionError(f"generate returned a {got[1:-1]}: return a string, the prime and what follows.")
+    foreign = sorted(set(got) - set(GEN_TEXT))
+    if foreign:
+        raise AssertionError(
+            f"generate returned characters that are not in the vocabulary, {foreign}: turn the ids drawn back into "
+            "text with vocab.decode(ids)."
+        )
     if got != str(out["greedy2"]):
         raise AssertionError(
             "at temperature 0 generate gave different texts for different seeds, so it still samples: pass the "
@@ -427,5 +439,8 @@ def judge_generate(inp, out):
         if str(out["repeat_a"]) != str(out["repeat_b"]):
             raise AssertionError("two rngs seeded alike gave different texts: pass rng on to sample_next.")
         if str(out["repeat_a"]) == str(out["repeat_c"]):
-            raise AssertionError("two rngs seeded differently gave the same text: pass rng on to sample_next.")
+            raise AssertionError(
+                "two rngs seeded differently gave the same text: does generate sample at all? Draw each character "
+                "with sample_next(logits[0, -1], temperature, top_k, rng) (not an argmax), passing rng on."
+            )
         _judge_pairs(out, m)

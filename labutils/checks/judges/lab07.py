@@ -472,6 +472,35 @@ def _judge_optimiser(outputs, prefix: str, cell: str, hp: dict, by_epochs: bool)
         )
 
 
+def _judge_fit_options(outputs, prefix: str, cell: str, hp: dict) -> None:
+    """The batches are hp's (batch_size, seq_len), the clipping hp['clip'], the state resets hp['state_reset']."""
+    call = f"train_model(hp, {cell!r})"
+    shapes = [tuple(int(n) for n in s) for s in outputs[f"{prefix}batch_shapes"]]
+    if shapes and ({b for b, _ in shapes} != {hp["batch_size"]} or max(t for _, t in shapes) != hp["seq_len"]):
+        longest = max(shapes, key=lambda s: s[1])
+        raise AssertionError(
+            f"{call} trained on batches of shape {longest} (streams, steps), but hp['batch_size'] is "
+            f"{hp['batch_size']} and hp['seq_len'] {hp['seq_len']}: StreamBatches(train_ids[: hp['train_chars']], "
+            "hp['batch_size'], hp['seq_len']), in that order."
+        )
+    clips = sorted(set(outputs[f"{prefix}clips"].tolist()))
+    if hp["clip"] is not None and clips != [hp["clip"]]:
+        got = f"at {', '.join(f'{c:g}' for c in clips)}" if clips else "never"
+        default = " (fit's default)" if clips == [5.0] else ""
+        raise AssertionError(
+            f"{call} clipped the gradient norm {got}{default}, but hp['clip'] is {hp['clip']:g}: pass clip=hp['clip'] "
+            "to fit."
+        )
+    resets = sorted(set(outputs[f"{prefix}resets"].tolist()))
+    steps = outputs[f"{prefix}train_loss"].size
+    if (resets and resets != [hp["state_reset"]]) or (hp["state_reset"] and steps > 2 and not resets):
+        got = f"state_reset={resets[0]:g}" if resets else "no state resets"
+        raise AssertionError(
+            f"{call} trained with {got}, but hp['state_reset'] is {hp['state_reset']:g}: pass "
+            "state_reset=hp['state_reset'] to fit."
+        )
+
+
 def _judge_clock(outputs, prefix: str, cell: str, hp: dict) -> None:
     """The time budget, not the many epochs, ended training (unless the machine did them all in time)."""
     steps, seconds = outputs[f"{prefix}train_loss"].size, float(outputs[f"{prefix}seconds"])
@@ -495,5 +524,6 @@ def judge_train_model(inputs, outputs):
     for k, (prefix, cell, hp) in enumerate(TRAIN_RUNS):
         _judge_history(outputs, prefix, cell, hp, by_epochs=k == 0)
         _judge_optimiser(outputs, prefix, cell, hp, by_epochs=k == 0)
+        _judge_fit_options(outputs, prefix, cell, hp)
         if k > 0:
             _judge_clock(outputs, prefix, cell, hp)

@@ -2,7 +2,8 @@
 
 * ``close(a, b)``: same shape, finite, relative error within ``tol``.
 * ``describe_mismatch(got, want)``: a wrong result in words -- all zeros, the wrong sign, scaled by
-  a constant, transposed, off by a constant, or wrong only in some entries or steps -- instead of
+  a constant, transposed, off by a constant, right to float32 precision only, one time step late or
+  early, or wrong only in some entries or steps -- instead of
   "relative error 1.0e+00", which tells a student nothing.
 * ``first_slip(got, slips)``: the advice of the first slip variant a result matches.
 * ``judge_grads``: compare the gradients a probe extracted with an oracle's, explaining a mismatch.
@@ -20,6 +21,7 @@ import numpy as np
 from ..core import as_numpy, assert_shape, param_key, rel_error, tensor64
 
 __all__ = [
+    "FLOAT32_TOL",
     "GRAD_TOL",
     "TOL",
     "as_numpy",
@@ -37,6 +39,7 @@ __all__ = [
 
 TOL = 1e-9  # float64 against float64: only rounding differs
 GRAD_TOL = 1e-7
+FLOAT32_TOL = 1e-5  # a result computed in float32 somewhere is this close, no closer
 
 
 def close(a, b, tol: float = TOL) -> bool:
@@ -63,6 +66,19 @@ def _steps_text(steps: list[int], n: int) -> str:
     return f"at step{'s' if len(steps) > 1 else ''} {', '.join(map(str, steps))} only (of 0..{n - 1})"
 
 
+def _time_shift(got, want, axis: int, tol: float) -> str | None:
+    """How a (B, T, ...) result that is ``want`` moved by one step along ``axis`` is off, or ``None``."""
+    n = got.shape[axis]
+    if n < 3:
+        return None
+    head, tail = np.take(got, range(n - 1), axis), np.take(got, range(1, n), axis)
+    if close(tail, np.take(want, range(n - 1), axis), tol):
+        return "is one step late: at step t it holds the expected value of step t - 1 (stored before it is computed?)"
+    if close(head, np.take(want, range(1, n), axis), tol):
+        return "is one step early: at step t it holds the expected value of step t + 1 (an index t - 1 or t + 1?)"
+    return None
+
+
 def describe_mismatch(got, want, *, tol: float = TOL, time_axis: int | None = None) -> str:
     """How ``got`` differs from ``want`` (same shape, both finite), as the end of a sentence.
 
@@ -84,7 +100,15 @@ def describe_mismatch(got, want, *, tol: float = TOL, time_axis: int | None = No
     diff = got - want
     if np.allclose(diff, diff.flat[0], rtol=1e-6, atol=1e-12):
         return f"is off by the same amount, {diff.flat[0]:.4g}, everywhere: a constant added or left out?"
+    if rel_error(got, want) <= FLOAT32_TOL:
+        return (
+            f"agrees with the expected values only to float32 precision (relative error {rel_error(got, want):.1e}; "
+            "is something computed in float32, with dtype=np.float32, .astype(np.float32) or .float()? Keep float64)"
+        )
     if time_axis is not None and got.ndim > time_axis:
+        shift = _time_shift(got, want, time_axis, tol)
+        if shift:
+            return shift
         steps = wrong_steps(got, want, time_axis, tol)
         if steps and len(steps) < got.shape[time_axis]:
             return f"is right at some steps but wrong {_steps_text(steps, got.shape[time_axis])}"
