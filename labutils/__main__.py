@@ -85,15 +85,18 @@ def _hosted(args) -> int:
 
 def _drop_working_folder() -> None:
     """``python -m`` put the working folder first on sys.path: a module a submission left there
-    must never shadow one the grader imports later."""
+    must never shadow one the grader imports later.  Nor does the grader write Python's bytecode
+    cache (``__pycache__``) next to the modules it imports: it writes nothing outside its output
+    folder."""
+    sys.dont_write_bytecode = True
     sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
 
 
 def _grade(args) -> int:
+    _drop_working_folder()
     from .grading import grade_folder
     from .grading.shards import ShardError, parse_shard
 
-    _drop_working_folder()
     try:
         shard = parse_shard(args.shard) if args.shard else None
     except ShardError as exc:
@@ -115,9 +118,9 @@ def _grade(args) -> int:
 
 
 def _merge(args) -> int:
+    _drop_working_folder()
     from .grading.shards import merge
 
-    _drop_working_folder()
     return merge(args.shards, out=args.out, submissions=args.submissions, solutions=args.solutions)
 
 

@@ -340,7 +340,7 @@ CHEATS = {
     "attack_network": (lambda ctx: with_cell(wrong_scale(), attacks.network(ctx)), 2),
 }
 AT_MOST = {"attack_rewrite_classmates": (lambda ctx: with_cell(wrong_scale(), attacks.rewrite_classmates(ctx)), 2)}
-HONEST = {"full": 5, "untouched": 0, "wrong_scale": 2, "written": 5, "victim": 5}
+HONEST = {"full": 5, "untouched": 0, "wrong_scale": 2, "written": 5, "victim": 5, "long_answer": 5}
 BROKEN = {"crash": 2}
 NOT_NOTEBOOKS = {  # name in the CSV: a reason its status gives
     "garbage": "not JSON",
@@ -352,6 +352,9 @@ NOT_NOTEBOOKS = {  # name in the CSV: a reason its status gives
     "pipe": "a FIFO",
     "dup.txt": "not JSON",
     "caf\\xe9.ipynb": "not valid UTF-8",
+    "line\\nbreak.ipynb": "holds a control character (a line break, a tab...): rename it",
+    "zipped": "is a zip archive, not a notebook: unzip it",
+    "zipped_folder": "(lab.zip: an archive; unzip it into the folder)",
 }
 
 
@@ -429,8 +432,29 @@ def _plant_files(subs: Path, solutions: Path) -> None:
     nbformat.write(fixture_solution(), subs / "dup.ipynb")
     (subs / "dup.txt").write_text("my notes")
     nbformat.write(fixture_solution(), subs / os.fsdecode(b"caf\xe9.ipynb"))
+    nbformat.write(fixture_solution(), subs / "line\nbreak.ipynb")  # valid UTF-8, but a line break
+    _zip_notebook(subs / "zipped.zip")
+    (subs / "zipped_folder").mkdir()
+    _zip_notebook(subs / "zipped_folder" / "lab.zip")
     (subs / "folder_link").mkdir()
     (subs / "folder_link" / "90_fixture.ipynb").symlink_to(solutions / "90_fixture.ipynb")
+
+
+def _zip_notebook(path: Path) -> None:
+    """A notebook handed in zipped, where the notebook itself is expected."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("90_fixture.ipynb", nbformat.writes(fixture_solution()))
+
+
+def _long_answer(nb):
+    """Honest work whose written answer is longer than a record may be (it once lost every point)."""
+    from labutils.grading.results import MAX_RECORD_MB
+
+    nb = _copy(nb)
+    nb.cells[_index(nb, "fix-written")].source += "\n\n" + "It scales. " * (MAX_RECORD_MB * 2**20 // 10)
+    return nb
 
 
 @pytest.fixture(scope="module")
@@ -454,6 +478,7 @@ def graded(tmp_path_factory, solutions_dir):
         "untouched": student_version(solution),
         "wrong_scale": wrong_scale(),
         "written": written,
+        "long_answer": _long_answer(solution),
         "crash": with_cell(solution, "import ctypes\nctypes.string_at(0)"),
         "memory_big": with_cell(solution, "x = np.ones(2**40)  # 8 TB"),
         "memory_hog": _memory_hog(solution),
@@ -521,6 +546,14 @@ def test_one_wrong_exercise_loses_exactly_its_points_and_says_why(graded):
     text = _feedback(out, "wrong_scale")
     assert "scale(x) returns 3 x; the exercise asks for 2 x." in text
     assert "✔ | add two arrays" in text
+
+
+@pytest.mark.slow
+def test_a_written_answer_too_long_for_a_record_is_cut_and_the_points_kept(graded):
+    rows, out, _ = graded
+    assert rows["long_answer"]["total"] == "5" and rows["long_answer"]["status"] == "ok", rows["long_answer"]
+    text = _feedback(out, "long_answer")
+    assert "characters long; read it in the notebook]" in text and len(text) < 100_000
 
 
 @pytest.mark.slow
@@ -834,3 +867,98 @@ def test_a_scratch_folder_is_measured_in_disk_blocks_and_entries_also_when_made_
     for i in range(10):
         (tmp_path / f"empty-{i}").touch()
     assert scratch_overgrown(tmp_path, max_mb=4, max_files=10), "14 entries"
+
+
+def test_a_notebook_of_thousands_of_failing_cells_keeps_a_report_the_grader_reads(tmp_path):
+    """100,000 cells, each raising: the report lists 100 of them and counts the rest (it once grew
+    past what the grader reads back, and the run was reported as killed from inside)."""
+    from labutils.grading.jobs import MAX_REPORT_KB, _report
+    from labutils.grading.worker import MAX_LISTED, _run_cells
+
+    class Client:
+        def execute_cell(self, cell, index):
+            cell.outputs = [{"output_type": "error", "ename": "ValueError", "evalue": "e" * 500}]
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1/0") for _ in range(100_000)])
+    report = {"status": "ok", "cell": None, "errors": [], "executed": 0, "cell_seconds": []}
+    _run_cells(Client(), nb, float("inf"), report)
+    assert len(report["errors"]) == len(report["cell_seconds"]) == MAX_LISTED
+    assert report["errors_more"] == 100_000 - MAX_LISTED and report["executed"] == 100_000
+    (tmp_path / "result.json").write_text(json.dumps(report))
+    assert (tmp_path / "result.json").stat().st_size < MAX_REPORT_KB * 2**10
+    assert _report(tmp_path / "result.json", "", "", 600)["status"] == "ok"
+    (tmp_path / "result.json").write_text("[" * 10)  # spoiled by the notebook: said so, not "killed"
+    assert "report was unusable" in _report(tmp_path / "result.json", "", "", 600)["detail"]
+
+
+def test_an_nbformat_3_notebook_is_read_and_matched_like_any_other(solutions_dir):
+    labs = load_labs(solutions_dir)
+    raw = nbformat.writes(nbformat.convert(fixture_solution(), 3), version=3).encode()
+    assert b'"worksheets"' in raw and b'"cells": [' not in raw[:20]
+    from labutils.grading.submissions import parse_notebook
+
+    nb, problem = parse_notebook(raw, "old.ipynb")
+    assert not problem and nb.nbformat == 4
+    assert match_lab("old", {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells}, labs)
+    run, notes = instrument(nb, labs["90_fixture"], Path("/io"))
+    assert not notes and [c.metadata["labutils"].get("probe") for c in run.cells][-1] == "fix-scale"
+
+
+@pytest.mark.parametrize(
+    ("layout", "why"),
+    [
+        ("out/feedback", "which grading replaces with its own feedback"),
+        ("out/results/alice", "which grading replaces with its own results"),
+        ("out", "must not be the folder of submissions"),
+        ("file", "is a file, not a folder"),
+    ],
+)
+def test_an_output_folder_that_would_replace_the_submissions_is_refused(tmp_path, solutions_dir, layout, why, capsys):
+    """``--out DIR`` where the submissions are ``DIR/feedback`` once deleted them with the old feedback."""
+    subs = tmp_path / ("subs" if layout == "file" else layout)
+    subs.mkdir(parents=True)
+    nbformat.write(fixture_solution(), subs / "alice.ipynb")
+    out = tmp_path / ("subs/grades.txt" if layout == "file" else "out")
+    if layout == "file":
+        out.write_text("not a folder")
+    before = sorted((p, p.read_bytes()) for p in tmp_path.rglob("*") if p.is_file())
+    code = grade_folder(subs, out=out, solutions=solutions_dir, progress=False)
+    assert code == 2 and why in capsys.readouterr().err
+    assert sorted((p, p.read_bytes()) for p in tmp_path.rglob("*") if p.is_file()) == before
+
+
+@pytest.mark.parametrize(("option", "value"), [("timeout", 0), ("timeout", -5), ("memory_mb", -1), ("jobs", 0)])
+def test_limits_that_make_no_sense_are_refused(tmp_path, solutions_dir, option, value, capsys):
+    code = grade_folder(tmp_path, out=tmp_path / "out", solutions=solutions_dir, progress=False, **{option: value})
+    assert code == 2 and "must be" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_scratch_folder_nested_beyond_a_path_is_measured_removed_and_its_links_never_entered(tmp_path):
+    """A job may nest folders thousands deep (beyond PATH_MAX: a path-based walk missed what lay
+    below, and ``shutil.rmtree`` raised RecursionError) and swap a folder for a link to ``/`` while
+    the grader measures it (a path-based walk would enter, and chmod, the grader's own folders)."""
+    from labutils.grading.jobs import MAX_SCRATCH_DEPTH, remove_scratch, scratch_overgrown
+
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o755)
+    with open(outside / "data", "wb") as f:
+        os.posix_fallocate(f.fileno(), 0, 64 * 2**20)
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "link").symlink_to(outside)
+    fd = os.open(job, os.O_RDONLY)
+    for _ in range(2100):  # "d/" * 2100: longer than a path may be
+        os.mkdir("d", dir_fd=fd)
+        fd, parent = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+        os.close(parent)
+    deep = dict(max_files=10**6, max_depth=10**4)
+    assert not scratch_overgrown(job, max_mb=40, **deep), "the link's target is not the job's"
+    with open(os.open("big", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd), "wb") as f:
+        os.posix_fallocate(f.fileno(), 0, 64 * 2**20)
+    os.fchmod(fd, 0)
+    os.close(fd)
+    assert scratch_overgrown(job, max_mb=40, **deep), "64 MB below what a path can name"
+    assert scratch_overgrown(job, max_mb=10**4, max_files=10**6), f"nested deeper than {MAX_SCRATCH_DEPTH}"
+    remove_scratch(job)
+    assert not job.exists() and (outside / "data").stat().st_size == 64 * 2**20
+    assert (outside.stat().st_mode & 0o777) == 0o755

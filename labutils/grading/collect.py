@@ -31,7 +31,7 @@ from pathlib import Path
 from .report import cell_text
 from .results import safe_name
 from .roster import CanvasName, Roster, parse_canvas_name
-from .safefiles import Unreadable, read_regular, scan, shown, valid_name
+from .safefiles import Unreadable, name_problem, read_regular, scan, shown, valid_name
 from .submissions import MAX_HANDIN_MB
 
 MAX_ENTRIES = 50_000
@@ -95,7 +95,7 @@ def _zip_entries(archive: zipfile.ZipFile) -> Iterator[Entry]:
 def _folder_entries(folder: Path) -> Iterator[Entry]:
     for entry in scan(folder, MAX_ENTRIES):
         if not valid_name(entry.name):
-            yield Entry(shown(entry.name), None, "its name is not valid UTF-8")
+            yield Entry(shown(entry.name), None, f"its name {name_problem(entry.name)}")
         elif entry.kind != "file":
             yield Entry(shown(entry.name), None, f"{entry.kind}: not read")
         else:

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from .jobs import Settings, run_job
+from .jobs import Settings, remove_scratch, run_job
 from .judging import JobResult, RunStop, judge_run
 from .labs import Lab, load_labs
 from .results import from_record, item_seed, read_record, to_record, write_record
@@ -217,8 +217,9 @@ def grade_folder(submissions, *, out, **kwargs) -> int:
     submissions, out = Path(submissions), Path(out)
     if not submissions.is_dir():
         return _usage(f"{submissions} is not a folder of submissions")
-    if out.resolve() == submissions.resolve():
-        return _usage("the output folder must not be the folder of submissions")
+    problem = folders_problem(submissions, out) or options_problem(options)
+    if problem:
+        return _usage(problem)
     labs = load_labs(Path(options.solutions) if options.solutions else SOLUTIONS)
     if not labs:
         return _usage(f"no solution notebook with graded cells in {options.solutions or SOLUTIONS}")
@@ -230,13 +231,16 @@ def grade_folder(submissions, *, out, **kwargs) -> int:
     run_seed = options.seed if options.seed is not None else secrets.randbits(63)
     notebooks = to_grade(students, out, options)
     _prefetch_texts(labs)  # before the sandbox is drawn up: it shows the data cache if it exists
-    with tempfile.TemporaryDirectory(prefix="labutils-grade-") as scratch:
+    scratch = Path(tempfile.mkdtemp(prefix="labutils-grade-"))
+    try:  # every job's scratch folder lies in there, and is deleted with ``remove_scratch``
         try:
-            settings = make_settings(options, labs, Path(scratch))
+            settings = make_settings(options, labs, scratch)
         except SandboxUnavailable as exc:
             return _usage(f"refusing to grade without a sandbox: {exc}")
         log_run(out, run_seed, options, len(notebooks))
         failed = grade_all(notebooks, settings, out, run_seed, options)
+    finally:
+        remove_scratch(scratch)
     if options.shard is not None:  # a shard's outputs show its own students; ``merge`` shows all
         from .shards import select
 
@@ -248,6 +252,42 @@ def grade_folder(submissions, *, out, **kwargs) -> int:
         f"(run seed {run_seed}; {failed} not graded because grading failed); wrote {csv_path} and {out / 'feedback'}/"
     )
     return 1 if failed else 0
+
+
+#: What a run writes in its output folder, replacing what was there (see ``report``, ``manual``, ``results``).
+OUTPUTS = ("grades.csv", "feedback", "manual", "results", "runs.jsonl")
+
+
+def folders_problem(submissions: Path, out: Path) -> str:
+    """Why ``out`` cannot take the outputs of grading ``submissions`` ("" when it can).
+
+    The output folder must be a folder (or not exist yet), and the submissions must not lie in
+    what a run replaces there (``OUT/feedback/`` is rebuilt at every run: submissions in it would
+    be deleted).  An output folder inside the submissions is fine: it is left out of them.
+    """
+    if os.path.lexists(out) and not out.is_dir():
+        return f"--out {out} is a file, not a folder: name a folder for the grades (it is made if missing)"
+    subs, where = submissions.resolve(), out.resolve()
+    if subs == where:
+        return "the output folder must not be the folder of submissions: name another folder with --out"
+    for name in OUTPUTS:
+        if subs == where / name or (where / name) in subs.parents:
+            return (
+                f"the submissions lie in {out / name}, which grading replaces with its own {name}: "
+                f"they would be lost; name another output folder with --out"
+            )
+    return ""
+
+
+def options_problem(options: Options) -> str:
+    """Why the run's limits make no sense ("" when they do)."""
+    if not options.timeout > 0:
+        return f"--timeout must be a positive number of seconds, not {options.timeout:g}"
+    if options.memory_mb < 0:
+        return f"--memory must be a number of megabytes (0: no limit), not {options.memory_mb}"
+    if options.jobs < 1:
+        return f"--jobs must be 1 or more, not {options.jobs}"
+    return ""
 
 
 def _usage(message: str) -> int:

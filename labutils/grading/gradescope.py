@@ -37,7 +37,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from .safefiles import Unreadable, read_regular, valid_name, walk
+from .safefiles import Unreadable, name_problem, read_regular, shown, valid_name, walk
 from .submissions import JUNK, MAX_HANDIN_MB, MAX_NOTEBOOK_MB
 
 STUDENT = "submission"
@@ -143,8 +143,9 @@ def copy_submission(source: Path, target: Path) -> list[str]:
         rel = entry.path.relative_to(source)
         if any(part in JUNK for part in rel.parts) or entry.kind == "folder":
             continue
-        if entry.kind != "file" or not all(valid_name(part) for part in rel.parts):
-            skipped.append(f"{rel}: {entry.kind if entry.kind != 'file' else 'a name that is not valid UTF-8'}")
+        odd = next((part for part in rel.parts if not valid_name(part)), None)
+        if entry.kind != "file" or odd is not None:
+            skipped.append(f"{shown(str(rel))}: {entry.kind if odd is None else 'its name ' + name_problem(odd)}")
             continue
         limit = (MAX_NOTEBOOK_MB if entry.name.endswith(".ipynb") else MAX_HANDIN_MB) * 2**20
         try:

@@ -10,8 +10,9 @@ Per submitted notebook (a *job*), in the grader's process:
    its own session;
 3. the grader waits, and kills the whole sandbox when it overstays its deadline, its memory
    grows far past the limit (a backstop: the worker stops the kernel itself before that) or it
-   writes more than ``MAX_SCRATCH_MB`` or ``MAX_SCRATCH_FILES`` into its scratch folder (which
-   lies on the grader's disk: a full disk would stop every other student's grading);
+   writes more than ``MAX_SCRATCH_MB``, ``MAX_SCRATCH_FILES`` or ``MAX_SCRATCH_DEPTH`` nested
+   folders into its scratch folder (which lies on the grader's disk: a full disk would stop
+   every other student's grading);
 4. the probes' files are read back as hostile files (regular files only, size-capped, ``.npz``
    loaded without pickle) into a ``RawRun``, and the scratch folder is deleted.
 """
@@ -23,7 +24,6 @@ import io
 import itertools
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -42,11 +42,13 @@ from .submissions import Notebook, instrument, read_handin
 
 MAX_PROBE_MB = 64  # uncompressed size of one probe's outputs
 MAX_ERROR_KB = 256  # an error report of a probe
+MAX_REPORT_KB = 1024  # the worker's report (it lists at most ``worker.MAX_LISTED`` cells)
 BACKSTOP_S = 45  # the worker stops itself at the deadline; this is for a worker that does not
 BACKSTOP_MB = 1024  # memory of the worker and its kernel together, above the kernel's limit
 POLL_S = 0.5
 MAX_SCRATCH_MB = 2048  # what a job may write into its scratch folder (the CI budget needs a few MB)
 MAX_SCRATCH_FILES = 20_000  # files and folders in it
+MAX_SCRATCH_DEPTH = 64  # folders nested in it (a run nests a few)
 DISK_EVERY = 4  # polls between two measures of the scratch folder
 
 
@@ -112,7 +114,7 @@ def run_job(notebook: Notebook, inputs: dict[str, dict[str, np.ndarray]], settin
         report, tail = _execute([sys.executable, "-m", module, str(scratch / "job.json")], scratch, work, settings)
         return _collect(notebook, io_dir, report, run_cells, tail)
     finally:
-        _remove(scratch)
+        remove_scratch(scratch)
 
 
 def _notebook_job(notebook: Notebook, scratch: Path, work: Path) -> tuple[dict, list[dict]]:
@@ -186,32 +188,82 @@ def _wait(proc: subprocess.Popen, settings: Settings, scratch: Path) -> str:
     raise AssertionError("unreachable")
 
 
-def scratch_overgrown(folder: Path, max_mb: int = MAX_SCRATCH_MB, max_files: int = MAX_SCRATCH_FILES) -> bool:
-    """Whether ``folder`` holds more than ``max_mb`` of disk blocks or ``max_files`` entries.
+def scratch_overgrown(
+    folder: Path,
+    max_mb: int = MAX_SCRATCH_MB,
+    max_files: int = MAX_SCRATCH_FILES,
+    max_depth: int = MAX_SCRATCH_DEPTH,
+) -> bool:
+    """Whether ``folder`` holds more than ``max_mb`` of disk blocks, ``max_files`` entries, or
+    folders nested more than ``max_depth`` deep.
 
-    Walks without following links and stops as soon as a limit is passed, so that a folder of
-    millions of files costs no more than ``max_files`` entries. A folder the job made unreadable
-    is made readable again first (the grader owns every file in there).
+    The job is running while this walks its folder, so the walk trusts no path: each folder is
+    opened relative to its parent's descriptor without following a link (a folder the job swaps
+    for a link to ``/`` mid-walk is never entered, let alone changed), and a path is never
+    spelled out (a folder nested beyond what a path can name is measured too, and past
+    ``max_depth`` is enough to stop the job).  It stops as soon as a limit is passed, so that a
+    folder of millions of files costs no more than ``max_files`` entries.  A folder the job made
+    unreadable is made readable again (the grader owns every file in there).
     """
-    used, entries, stack = 0, 0, [str(folder)]
-    while stack:
-        path = stack.pop()
-        try:
-            os.chmod(path, stat.S_IRWXU)
-            listing = os.scandir(path)
-        except OSError:
-            continue
-        with listing:
-            for entry in listing:
-                entries += 1
-                with contextlib.suppress(OSError):
-                    info = entry.stat(follow_symlinks=False)
-                    used += info.st_blocks * 512
-                    if stat.S_ISDIR(info.st_mode):
-                        stack.append(entry.path)
+    used, entries = 0, 0
+    try:
+        root = os.open(folder, _DIR_FLAGS)
+    except OSError:
+        return False
+    stack: list[tuple[int, list[str] | None]] = [(root, None)]  # open folders, their subfolders to visit
+    try:
+        while stack:
+            fd, pending = stack[-1]
+            if pending is None:
+                pending, blocks, count = _measure(fd)
+                used, entries = used + blocks, entries + count
+                stack[-1] = (fd, pending)
                 if entries > max_files or used > max_mb * 2**20:
                     return True
+            if not pending:
+                os.close(stack.pop()[0])
+                continue
+            if len(stack) > max_depth:
+                return True
+            with contextlib.suppress(OSError):
+                stack.append((_open_folder(pending.pop(), fd), None))
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
     return False
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_folder(name: str, parent: int) -> int:
+    """A descriptor of the folder ``name`` in ``parent``, never through a link; made readable if need be."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except PermissionError:
+        pass
+    where = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)  # the entry itself
+    try:
+        if not stat.S_ISDIR(os.fstat(where).st_mode):
+            raise NotADirectoryError(name)
+        os.chmod(f"/proc/self/fd/{where}", stat.S_IRWXU)  # that very folder, whatever its name now
+    finally:
+        os.close(where)
+    return os.open(name, _DIR_FLAGS, dir_fd=parent)
+
+
+def _measure(fd: int) -> tuple[list[str], int, int]:
+    """(subfolders, disk bytes used, entries) of the open folder ``fd``, links not followed."""
+    folders, used, count = [], 0, 0
+    with contextlib.suppress(OSError), os.scandir(fd) as listing:
+        for entry in listing:
+            count += 1
+            with contextlib.suppress(OSError):
+                info = entry.stat(follow_symlinks=False)
+                used += info.st_blocks * 512
+                if stat.S_ISDIR(info.st_mode):
+                    folders.append(entry.name)
+    return folders, used, count
 
 
 def _rss(proc) -> int:
@@ -240,18 +292,20 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 def _report(path: Path, killed: str, tail: str, timeout: float) -> dict:
     """The worker's report, or what the grader knows when there is none."""
     if killed == "disk":
-        return {"status": killed, "cell": None, "detail": f"{MAX_SCRATCH_MB} MB or {MAX_SCRATCH_FILES:,} files"}
+        limits = f"{MAX_SCRATCH_MB} MB, {MAX_SCRATCH_FILES:,} files or {MAX_SCRATCH_DEPTH} nested folders"
+        return {"status": killed, "cell": None, "detail": limits}
     if killed:
         return {"status": killed, "cell": None, "detail": f"the run was stopped after {timeout:g} s"}
     try:
-        report = json.loads(read_regular(path, 2**20))
+        report = json.loads(read_regular(path, MAX_REPORT_KB * 2**10))
         if isinstance(report, dict):
             return report
-    except (Unreadable, ValueError, RecursionError):
-        pass
+        detail = "the run's report is not a JSON object"
+    except (Unreadable, ValueError, RecursionError) as exc:
+        detail = f"the run's report was unusable ({str(exc)[:200]})"
     if tail.lstrip().startswith("bwrap:"):  # the sandbox itself did not start
         return {"status": "failed", "cell": None, "detail": "the sandbox did not start: " + tail.strip()[:300]}
-    return {"status": "lost", "cell": None}
+    return {"status": "lost", "cell": None, "detail": detail if os.path.lexists(path) else ""}
 
 
 def _collect(notebook: Notebook, io_dir: Path, report: dict, run_cells: list[dict], tail: str) -> RawRun:
@@ -270,14 +324,61 @@ def _collect(notebook: Notebook, io_dir: Path, report: dict, run_cells: list[dic
     return raw
 
 
-def _remove(folder: Path) -> None:
-    """Delete a scratch folder, also when the submission took the write permission off its folders."""
+def remove_scratch(folder: Path) -> None:
+    """Delete a scratch folder however its job left it, once the job is dead.
 
-    def retry(function, path, _exc):
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(path), stat.S_IRWXU)
-            if os.path.isdir(path) and not os.path.islink(path):
-                os.chmod(path, stat.S_IRWXU)
-            function(path)
+    Folders the job made unreadable or read-only are given back their permissions; links are
+    removed, never followed; folders nested thousands deep (beyond what a path can name, and
+    what a recursive ``shutil.rmtree`` survives) are deleted one level at a time through
+    descriptors, each folder listed once.
+    """
+    try:
+        fd = os.open(folder, _DIR_FLAGS)
+    except FileNotFoundError:
+        return
+    pending: list[list[str] | None] = [None]  # per open level: its subfolders still to delete
+    names: list[str] = []  # the folders from ``folder`` down to the open one
+    try:
+        while True:
+            if pending[-1] is None:
+                pending[-1] = _clear_files(fd)
+            if pending[-1]:
+                name = pending[-1].pop()
+                try:
+                    child = _open_folder(name, fd)
+                except OSError:
+                    continue  # gone, or not a folder after all: its parent's rmdir will fail, not loop
+                os.close(fd)
+                fd = child
+                names.append(name)
+                pending.append(None)
+                continue
+            pending.pop()
+            if not names:
+                break
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            with contextlib.suppress(OSError):
+                os.rmdir(names.pop(), dir_fd=fd)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)
 
-    shutil.rmtree(folder, onerror=retry)
+
+def _clear_files(fd: int) -> list[str]:
+    """Delete every entry but the folders of the open folder ``fd`` (made writable); return the folders."""
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, stat.S_IRWXU)
+    entries = []
+    with contextlib.suppress(OSError), os.scandir(fd) as listing:
+        entries = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in listing]
+    folders = []
+    for name, is_folder in entries:
+        if is_folder:
+            folders.append(name)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=fd)
+    return folders

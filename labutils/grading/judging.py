@@ -122,10 +122,18 @@ def stop_reason(raw: RawRun, stop: RunStop, *, timeout: float, memory_mb: int) -
         RunStop.MEMORY: f"went over the memory limit of {memory_mb} MB {where}",
         RunStop.DISK: f"wrote more than the {raw.report.get('detail', 'allowed')} a run may write {where}",
         RunStop.DIED: f"the kernel died {where} (a crash, or a call to os._exit/exit())",
-        RunStop.LOST: "the run ended without a report: its grading process was killed from inside the notebook",
+        RunStop.LOST: _lost(raw.report),
         RunStop.FAILED: "grading failed: " + str(raw.report.get("detail", "unknown error"))[:500],
     }
     return reasons.get(stop, "").strip()
+
+
+def _lost(report: dict) -> str:
+    """Why a run left no usable report: its grading process was killed, or the report was spoiled."""
+    detail = str(report.get("detail") or "")[:300]
+    if detail:
+        return f"the run ended without a usable report: {detail}; the notebook may have tampered with it"
+    return "the run ended without a report: its grading process was killed from inside the notebook"
 
 
 def _cell_errors(raw: RawRun, result: JobResult, memory_mb: int) -> None:

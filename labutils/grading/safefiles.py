@@ -67,6 +67,15 @@ def valid_name(name: str) -> bool:
     return name.isprintable()
 
 
+def name_problem(name: str) -> str:
+    """What is wrong with a name ``valid_name`` refuses, and what to do: for the student's row."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8: rename it with plain letters and digits"
+    return "holds a control character (a line break, a tab...): rename it with plain letters and digits"
+
+
 def scan(folder: Path, limit: int = 10_000) -> list[Entry]:
     """The entries of ``folder`` (not recursive), sorted by name; links and devices as such.
 

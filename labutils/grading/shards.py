@@ -101,7 +101,7 @@ def merge(shards, *, out, submissions, solutions=None) -> int:
     (they are named), 2 on a usage error.
     """
     from ..notebooks import SOLUTIONS
-    from .grader import finish, labs_in_play
+    from .grader import finish, folders_problem, labs_in_play
     from .labs import load_labs
     from .submissions import discover
 
@@ -110,6 +110,10 @@ def merge(shards, *, out, submissions, solutions=None) -> int:
         if not folder.is_dir():
             print(f"{folder} is not a folder", file=sys.stderr)
             return 2
+    problem = folders_problem(submissions, out)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     labs = load_labs(Path(solutions) if solutions else SOLUTIONS)
     students = discover(submissions, labs, exclude=out)
     wanted = {(nb.student, nb.lab.name): nb for s in students for nb in s.notebooks}

@@ -29,11 +29,13 @@ from pathlib import Path
 import nbformat
 
 from .labs import Item, Lab, match_lab, nbgrader_meta, same_code
-from .safefiles import Entry, Unreadable, json_depth, read_regular, scan, shown, valid_name, walk
+from .safefiles import Entry, Unreadable, json_depth, name_problem, read_regular, scan, shown, valid_name, walk
 
 MAX_NOTEBOOK_MB = 50
 MAX_HANDIN_MB = 256  # a file a lab asks for beside the notebook (lab 07's saved models)
 MAX_JSON_DEPTH = 64  # a notebook nests about 6 deep; widget states a little more
+MAX_ANSWER_CHARS = 20_000  # of a written answer kept for grading by hand (a spreadsheet cell holds 32,767)
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (or an empty one)
 JUNK = {"__MACOSX", ".ipynb_checkpoints", "__pycache__", ".DS_Store", "Thumbs.db", "desktop.ini"}
 
 
@@ -67,6 +69,8 @@ class Student:
 
 def parse_notebook(raw: bytes, name: str) -> tuple[nbformat.NotebookNode | None, str]:
     """``(notebook, "")`` or ``(None, reason)`` from a file's bytes: never raises on a student's file."""
+    if raw.startswith(ZIP_MAGIC):
+        return None, f"{name} is a zip archive, not a notebook: unzip it and hand in the .ipynb file it holds"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -79,7 +83,7 @@ def parse_notebook(raw: bytes, name: str) -> tuple[nbformat.NotebookNode | None,
     except (json.JSONDecodeError, RecursionError) as exc:
         where = f": {exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
         return None, f"{name} is not a valid notebook (not JSON{where})"
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+    if not isinstance(data, dict) or not isinstance(data.get("cells", data.get("worksheets")), list):
         return None, f"{name} is not a valid notebook (JSON without a list of cells)"
     try:
         nb = nbformat.reads(text, as_version=4)
@@ -160,7 +164,8 @@ def discover(folder: Path, labs: dict[str, Lab], *, exclude: Path | None = None)
         if entry.path in attached:
             continue
         if not valid_name(entry.name):
-            students.append(Student(shown(entry.name), problems=[f"the name {shown(entry.name)!r} is not valid UTF-8"]))
+            problem = f"the name {shown(entry.name)!r} {name_problem(entry.name)}"
+            students.append(Student(shown(entry.name), problems=[problem]))
         elif entry.kind == "folder":
             students.append(_student_folder(entry, labs))
         else:
@@ -216,12 +221,14 @@ def _student_folder(entry: Entry, labs: dict[str, Lab]) -> Student:
         return student
     inside = [e for e in inside if not any(part in JUNK for part in e.path.relative_to(entry.path).parts)]
     for odd in (e for e in inside if e.kind not in ("file", "folder") or not valid_name(e.name)):
-        why = odd.kind if valid_name(odd.name) else "its name is not valid UTF-8"
+        why = odd.kind if valid_name(odd.name) else f"its name {name_problem(odd.name)}"
         student.problems.append(f"skipped {shown(str(odd.path.relative_to(entry.path)))}: {why}")
     inside = [e for e in inside if valid_name(e.name)]
     notebooks = [e for e in inside if e.kind == "file" and e.name.endswith(".ipynb")]
     if not notebooks:
-        student.problems.append(f"no notebook (.ipynb) in the folder {entry.name}/")
+        archives = [shown(e.name) for e in inside if e.kind == "file" and e.name.lower().endswith(".zip")]
+        unzip = f" ({', '.join(archives[:3])}: an archive; unzip it into the folder)" if archives else ""
+        student.problems.append(f"no notebook (.ipynb) in the folder {shown(entry.name)}/{unzip}")
     by_lab: dict[str, list[Notebook]] = {}
     unmatched: list[Notebook] = []
     for item in notebooks:
@@ -308,7 +315,19 @@ def find_answer(nb, item: Item) -> str | None:
     if item.question and text.strip().startswith(item.question.strip()):
         text = text.strip()[len(item.question.strip()) :]
     text = text.replace("YOUR ANSWER HERE", "").strip()
-    return text
+    return cut_answer(text)
+
+
+def cut_answer(text: str, limit: int = MAX_ANSWER_CHARS) -> str:
+    """A written answer of at most ``limit`` characters, saying so when it was cut.
+
+    The answer goes into the student's record, the feedback and a spreadsheet cell: a notebook
+    with a 40 MB answer cell would otherwise make a record too large to be read back, and the
+    student's automatic points would be lost with it.
+    """
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n\n[... cut: the answer is {len(text):,} characters long; read it in the notebook]"
 
 
 def probe_source(item: Item, inputs: Path, out_stem: Path) -> str:
