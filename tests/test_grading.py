@@ -879,7 +879,8 @@ def test_a_notebook_of_thousands_of_failing_cells_keeps_a_report_the_grader_read
         def execute_cell(self, cell, index):
             cell.outputs = [{"output_type": "error", "ename": "ValueError", "evalue": "e" * 500}]
 
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1/0") for _ in range(100_000)])
+    cells = [nbformat.v4.new_code_cell("1/0", id=f"c{i}") for i in range(100_000)]  # unique ids: no warning
+    nb = nbformat.v4.new_notebook(cells=cells)
     report = {"status": "ok", "cell": None, "errors": [], "executed": 0, "cell_seconds": []}
     _run_cells(Client(), nb, float("inf"), report)
     assert len(report["errors"]) == len(report["cell_seconds"]) == MAX_LISTED
