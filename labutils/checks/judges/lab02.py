@@ -67,7 +67,18 @@ def _affine_grads(params: dict, x_t, h_prev, dz) -> dict:
 
 
 # ------------------------------------------------------------------------------ cell backward
+#: What a gradient of the wrong shape in ``rnn_cell_backward`` should have been, and why.
+CELL_SHAPE_HINTS = {
+    "db_h": "The bias gradient has the bias's shape (H,): sum dz_t over the batch axis.",
+    "dW_xh": "dW_xh has the shape of W_xh, (H, D): dz_t.T @ x_t (x_t is what W_xh multiplies).",
+    "dW_hh": "dW_hh has the shape of W_hh, (H, H): dz_t.T @ h_prev (h_prev is what W_hh multiplies).",
+    "dx_t": "dx_t has the shape of x_t, (B, D): dz_t @ W_xh (x_t reaches z_t through W_xh).",
+    "dh_prev": "dh_prev has the shape of h_prev, (B, H): dz_t @ W_hh (h_prev reaches z_t through W_hh).",
+}
+
+
 def judge_cell(inp, out):
+    """``rnn_cell_backward``'s gradients against the oracle's, naming the slips of a tanh cell."""
     dh, h_t, h_prev = inp["dh_t"], inp["h_t"], inp["h_prev"]
 
     def with_dz(dz):
@@ -113,14 +124,7 @@ def judge_cell(inp, out):
             {"db_h": dz.mean(axis=0)},
         ),
     ]
-    hints = {
-        "db_h": "The bias gradient has the bias's shape (H,): sum dz_t over the batch axis.",
-        "dW_xh": "dW_xh has the shape of W_xh, (H, D): dz_t.T @ x_t (x_t is what W_xh multiplies).",
-        "dW_hh": "dW_hh has the shape of W_hh, (H, H): dz_t.T @ h_prev (h_prev is what W_hh multiplies).",
-        "dx_t": "dx_t has the shape of x_t, (B, D): dz_t @ W_xh (x_t reaches z_t through W_xh).",
-        "dh_prev": "dh_prev has the shape of h_prev, (B, H): dz_t @ W_hh (h_prev reaches z_t through W_hh).",
-    }
-    _judge_gradients(out, want, slips, hints)
+    _judge_gradients(out, want, slips, CELL_SHAPE_HINTS)
 
 
 # -------------------------------------------------------------------------- sequence backward

@@ -35,9 +35,9 @@ MIN_SAMPLE = 200
 SAMPLE_LENGTH = 600
 SAMPLE_DRAWS = 3  # passages the grader samples from each saved model; the best one counts
 #: The training text just before the held-out part, measured beside it: an honest model scores
-#: the held-out text no better than that (the solution's GRU: 1.64 bits against 1.51, its RNN 2.01
-#: against 1.95; slices of the canon differ by about 0.1 bit). One that scores it ``LEAK_MARGIN``
-#: bits better has been trained on it.
+#: the held-out text no better than that, give or take the tenth of a bit by which slices of the
+#: canon differ. One that scores it ``LEAK_MARGIN`` bits better has been trained on it (the
+#: solution's margins: docs/GRADING.md).
 TRAIN_TAIL_CHARS = 65_536
 LEAK_MARGIN = 0.25
 MAX_RUN = 30  # a run of one character longer than this (and than twice the canon's longest) is degenerate
